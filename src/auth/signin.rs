@@ -1,0 +1,226 @@
+//! Checking an email and password: the throttle first, then one Argon2id
+//! verification (against a dummy hash for an unknown email, so the answer
+//! and its timing are the same), then the audit entry. Used by the API's
+//! sign-in, its password change and the console's sign-in.
+
+use super::password;
+use super::throttle::{Attempt, Gate, Throttle};
+use crate::audit::{self, Event, Outcome};
+use crate::client::ClientInfo;
+use crate::db::models::UserRow;
+use crate::db::users;
+use crate::domain::Email;
+use crate::errors::ApiError;
+use crate::state::AppState;
+use diesel::sqlite::SqliteConnection;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("throttled")]
+    Throttled { retry_after: u64 },
+    /// Unknown email or wrong password: one answer for both.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// The right password for a disabled user.
+    #[error("user disabled")]
+    Disabled,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<SignInError> for ApiError {
+    fn from(err: SignInError) -> Self {
+        match err {
+            SignInError::Throttled { retry_after } => ApiError::TooManyRequests { retry_after },
+            SignInError::BadCredentials => ApiError::unauthorized("the email or password is wrong"),
+            SignInError::Disabled => ApiError::Forbidden("this account is disabled"),
+            SignInError::Api(err) => err,
+        }
+    }
+}
+
+impl From<password::HashError> for SignInError {
+    fn from(err: password::HashError) -> Self {
+        SignInError::Api(err.into())
+    }
+}
+
+/// A password that matched, with the attempt still counted in the throttle
+/// until [`Verified::settle`] clears it in the caller's transaction.
+pub struct Verified {
+    pub user: UserRow,
+    attempt: Attempt,
+}
+
+impl Verified {
+    /// Inside the success transaction: clears the account's failures.
+    pub fn settle(
+        &self,
+        throttle: &Throttle,
+        conn: &mut SqliteConnection,
+    ) -> diesel::QueryResult<()> {
+        throttle.succeeded(conn, &self.attempt)
+    }
+}
+
+/// Checks `password` for the account `email` (as typed; it is normalised
+/// here). `action` names the audit entries (`login`, `password.change`).
+pub async fn check_password(
+    state: &AppState,
+    client: &ClientInfo,
+    email: &str,
+    password: &str,
+    action: &'static str,
+) -> Result<Verified, SignInError> {
+    let email = Email::normalise(email);
+    let now = state.now_naive();
+    let gate = {
+        let (email, client, throttle) = (email.clone(), client.clone(), state.throttle.clone());
+        state
+            .write(move |conn| {
+                let gate = throttle.admit(conn, &email, client.addr.as_deref(), now)?;
+                if let Gate::Closed { retry_after } = gate {
+                    Event::new(audit::ANONYMOUS, "login.throttled", Outcome::Denied)
+                        .client(&client)
+                        .detail(
+                            json!({ "email": email, "during": action, "retry_after": retry_after }),
+                        )
+                        .write(conn, now)?;
+                }
+                Ok(gate)
+            })
+            .await?
+    };
+    let attempt = match gate {
+        Gate::Closed { retry_after } => {
+            log::info!("sign-in throttled (retry after {retry_after} s)");
+            return Err(SignInError::Throttled { retry_after });
+        }
+        Gate::Open(attempt) => attempt,
+    };
+    let lookup = email.clone();
+    let user = state
+        .read(move |conn| Ok(users::find_by_email(conn, &lookup)?))
+        .await;
+    let verified = match &user {
+        Ok(user) => {
+            state
+                .hasher
+                .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+                .await
+        }
+        Err(_) => Ok(false),
+    };
+    let (user, matched) = match (user, verified) {
+        (Ok(user), Ok(matched)) => (user, matched),
+        (Err(err), _) => return Err(withdraw(state, attempt, err.into()).await),
+        (_, Err(err)) => return Err(withdraw(state, attempt, err.into()).await),
+    };
+    match user {
+        Some(user) if matched && user.disabled => {
+            let attempt_back = attempt.clone();
+            let (client, throttle, id) = (client.clone(), state.throttle.clone(), user.id.clone());
+            state
+                .write(move |conn| {
+                    throttle.withdraw(conn, &attempt_back)?;
+                    Event::new(&id, action, Outcome::Denied)
+                        .target(&id)
+                        .client(&client)
+                        .detail(json!({ "reason": "disabled" }))
+                        .write(conn, now)?;
+                    Ok(())
+                })
+                .await?;
+            log::info!("sign-in refused: user {} is disabled", user.id);
+            Err(SignInError::Disabled)
+        }
+        Some(user) if matched => Ok(Verified { user, attempt }),
+        user => {
+            let target = user.map(|u| u.id);
+            let client = client.clone();
+            state
+                .write(move |conn| {
+                    let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
+                    let mut event = Event::new(actor, action, Outcome::Failed)
+                        .client(&client)
+                        .detail(json!({ "email": email }));
+                    if let Some(target) = target.as_deref() {
+                        event = event.target(target);
+                    }
+                    event.write(conn, now)?;
+                    Ok(())
+                })
+                .await?;
+            log::info!("sign-in failed: wrong email or password");
+            Err(SignInError::BadCredentials)
+        }
+    }
+}
+
+/// An attempt that could not be tried (the store or the hasher was busy)
+/// is not a failure: it is taken back before the error is returned.
+async fn withdraw(state: &AppState, attempt: Attempt, err: SignInError) -> SignInError {
+    let throttle = state.throttle.clone();
+    if let Err(e) = state
+        .write(move |conn| Ok(throttle.withdraw(conn, &attempt)?))
+        .await
+    {
+        log::warn!("could not take back a throttle count: {e}");
+    }
+    err
+}
+
+/// A full sign-in: the password check, then one transaction that settles
+/// the throttle, upgrades an outdated hash, sets `last_login_at`, writes the
+/// audit entry and runs `open` (which opens the API or console session).
+pub async fn sign_in<T, F>(
+    state: &AppState,
+    client: &ClientInfo,
+    email: &str,
+    password: &str,
+    open: F,
+) -> Result<(UserRow, T), SignInError>
+where
+    F: FnOnce(&mut SqliteConnection, &UserRow) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let verified = check_password(state, client, email, password, "login").await?;
+    let upgraded = if password::needs_rehash(&verified.user.password_hash) {
+        Some(state.hasher.rehash(password).await?)
+    } else {
+        None
+    };
+    let now = state.now_naive();
+    let client = client.clone();
+    let throttle = state.throttle.clone();
+    let result = state
+        .write(move |conn| {
+            let user = users::find(conn, &verified.user.id)?;
+            let user = match user {
+                Some(user) if !user.disabled => user,
+                Some(_) => return Ok(Err(SignInError::Disabled)),
+                None => return Ok(Err(SignInError::BadCredentials)),
+            };
+            throttle.succeeded(conn, &verified.attempt)?;
+            if let Some(hash) = &upgraded {
+                users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
+            }
+            users::set_last_login(conn, &user.id, now)?;
+            Event::new(&user.id, "login", Outcome::Ok)
+                .target(&user.id)
+                .client(&client)
+                .write(conn, now)?;
+            let opened = open(conn, &user)?;
+            let user = UserRow {
+                last_login_at: Some(now),
+                ..user
+            };
+            Ok(Ok((user, opened)))
+        })
+        .await?;
+    if result.is_ok() {
+        log::info!("sign-in ok");
+    }
+    result
+}

@@ -1,0 +1,222 @@
+//! Access tokens: HS256 JWTs signed with the key ring's active key.
+//!
+//! Verification refuses everything API.md lists (and SECURITY.md items
+//! 1–6): the checks on the raw token and its header come first, so a forged
+//! header never reaches a key look-up, and the `kid` is only ever a map key.
+
+use super::keys::KeyRing;
+use super::revocation::RevocationSet;
+use crate::config::Settings;
+use crate::domain::Role;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The `typ` every access token carries (RFC 9068).
+pub const TOKEN_TYPE: &str = "at+jwt";
+
+/// The claims of an access token, as issued and as required on input: a
+/// missing claim or one of the wrong JSON type fails deserialisation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub role: Role,
+}
+
+/// Why a token was refused; the client only ever sees "invalid_token", the
+/// reason goes to the debug log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("algorithm other than HS256")]
+    Algorithm,
+    #[error("typ is not at+jwt")]
+    Type,
+    #[error("header carries a key or key reference")]
+    EmbeddedKey,
+    #[error("kid missing or not in the ring")]
+    UnknownKey,
+    #[error("signature or claims invalid")]
+    Invalid,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("session revoked")]
+    Revoked,
+}
+
+/// A freshly signed access token.
+pub struct IssuedToken {
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+pub struct TokenService {
+    issuer: String,
+    audience: String,
+    ttl: i64,
+    leeway: i64,
+    validation: Validation,
+}
+
+impl TokenService {
+    pub fn new(settings: &Settings) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // jsonwebtoken's default leeway is 60 s; ours is TOKEN_LEEWAY (0).
+        validation.leeway = settings.token_leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_audience(&[&settings.jwt_audience]);
+        Self {
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            ttl: settings.access_token_ttl.as_secs() as i64,
+            leeway: settings.token_leeway.as_secs() as i64,
+            validation,
+        }
+    }
+
+    /// Signs a token for one session. It never outlives `session_ends`
+    /// (the session's idle or absolute expiry, whichever comes first).
+    pub fn issue(
+        &self,
+        keys: &KeyRing,
+        user_id: &str,
+        session_id: &str,
+        role: Role,
+        session_ends: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let iat = now.timestamp();
+        let exp = (iat + self.ttl).min(session_ends.timestamp()).max(iat + 1);
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat,
+            exp,
+            nbf: None,
+            role,
+        };
+        let key = keys.active();
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: exp - iat,
+        })
+    }
+
+    /// Checks a presented token completely: shape, header, key, signature,
+    /// claims, times (against the app's clock) and revocation.
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: &KeyRing,
+        revocations: &RevocationSet,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, TokenError> {
+        check_shape(token)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Algorithm);
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(TokenError::Type);
+        }
+        if header.jwk.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::EmbeddedKey);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = keys.verifier(kid, now).ok_or(TokenError::UnknownKey)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        // The library checked the times against the system clock; check them
+        // again against the app's, which tests can move.
+        let now = now.timestamp();
+        if now >= claims.exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if revocations.is_revoked(&claims.sid) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+}
+
+/// Three non-empty base64url segments, at most [`MAX_TOKEN_BYTES`] long.
+fn check_shape(token: &str) -> Result<(), TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed);
+    }
+    let base64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut segments = 0;
+    for segment in token.split('.') {
+        segments += 1;
+        if segments > 3 || !base64url(segment) {
+            return Err(TokenError::Malformed);
+        }
+    }
+    if segments == 3 {
+        Ok(())
+    } else {
+        Err(TokenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_three_base64url_segments_pass_the_shape_check() {
+        assert!(check_shape("a.b.c").is_ok());
+        for bad in [
+            "", "a.b", "a.b.c.d", "a..c", "a.b.", "a.b.c=", "a+b.c.d", "a.b.c d",
+        ] {
+            assert_eq!(check_shape(bad), Err(TokenError::Malformed), "{bad:?}");
+        }
+        assert_eq!(
+            check_shape(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(TokenError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! Settings from the environment (and `.env`): every knob latchkey has is
+//! named here, with its default. A bad value is a [`ConfigError`] naming the
+//! variable; `main` prints it on one line and exits with code 2.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Who may create users through `POST /api/user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register.
+    Open,
+    /// Only a signed-in admin may create users.
+    Admin,
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Path of the SQLite file (a `sqlite://` prefix is stripped).
+    pub database_path: String,
+    pub bind_address: String,
+    /// Raw bytes of `SECRET_KEY`, at least 32 of them.
+    pub secret_key: Option<Vec<u8>>,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub registration: Registration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_max_age: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub token_leeway: Duration,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    pub cors_allowed_origins: Vec<String>,
+    /// `None` means "decide from the bind address" (off on loopback).
+    pub cookie_secure: Option<bool>,
+    pub shutdown_grace: Duration,
+    pub database_pool_size: u32,
+    pub hasher_threads: usize,
+}
+
+/// A variable that holds a value latchkey cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The shortest `SECRET_KEY` accepted, in bytes (256 bits).
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+
+impl Settings {
+    /// Reads the process environment (after `.env`, which `main` loads).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own values.
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let bind_address = env
+            .string("BIND_ADDRESS")
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let settings = Settings {
+            database_path: database_path(env.string("DATABASE_URL"))?,
+            secret_key: secret_key(env.raw("SECRET_KEY"))?,
+            admin_email: env.string("ADMIN_EMAIL"),
+            admin_password: env.raw("ADMIN_PASSWORD"),
+            registration: match env.string("REGISTRATION").as_deref() {
+                None | Some("open") => Registration::Open,
+                Some("admin") => Registration::Admin,
+                Some(other) => return Err(invalid("REGISTRATION", other, "`open` or `admin`")),
+            },
+            access_token_ttl: env.seconds("ACCESS_TOKEN_TTL", 300, Positive::Yes)?,
+            refresh_token_ttl: env.seconds("REFRESH_TOKEN_TTL", 1_209_600, Positive::Yes)?,
+            session_max_age: env.seconds("SESSION_MAX_AGE", 7_776_000, Positive::Yes)?,
+            refresh_reuse_grace: env.seconds("REFRESH_REUSE_GRACE", 5, Positive::No)?,
+            token_leeway: env.seconds("TOKEN_LEEWAY", 0, Positive::No)?,
+            jwt_issuer: env
+                .string("JWT_ISSUER")
+                .unwrap_or_else(|| "latchkey".into()),
+            jwt_audience: env
+                .string("JWT_AUDIENCE")
+                .unwrap_or_else(|| "latchkey".into()),
+            login_max_failures: env.count("LOGIN_MAX_FAILURES", 5)?,
+            login_window: env.seconds("LOGIN_WINDOW", 900, Positive::Yes)?,
+            cors_allowed_origins: env
+                .string("CORS_ALLOWED_ORIGINS")
+                .map(|list| cors_origins(&list))
+                .transpose()?
+                .unwrap_or_default(),
+            cookie_secure: env.boolean("COOKIE_SECURE")?,
+            shutdown_grace: env.seconds("SHUTDOWN_GRACE", 10, Positive::No)?,
+            database_pool_size: env.count("DATABASE_POOL_SIZE", 8)?,
+            hasher_threads: env.count("HASHER_THREADS", default_hasher_threads())? as usize,
+            bind_address,
+        };
+        match (&settings.admin_email, &settings.admin_password) {
+            (Some(_), None) => Err(ConfigError {
+                variable: "ADMIN_PASSWORD",
+                reason: "must be set together with ADMIN_EMAIL".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError {
+                variable: "ADMIN_EMAIL",
+                reason: "must be set together with ADMIN_PASSWORD".into(),
+            }),
+            _ => Ok(settings),
+        }
+    }
+
+    /// Whether the console cookie carries `Secure`: as configured, else off
+    /// only when the server listens on a loopback address.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure
+            .unwrap_or_else(|| !is_loopback(&self.bind_address))
+    }
+}
+
+fn default_hasher_threads() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+}
+
+fn is_loopback(bind_address: &str) -> bool {
+    let host = bind_address
+        .rsplit_once(':')
+        .map_or(bind_address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+#[derive(Clone, Copy)]
+enum Positive {
+    Yes,
+    No,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// The value exactly as set (passwords and keys keep their spaces).
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.is_empty())
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.raw(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        positive: Positive,
+    ) -> Result<Duration, ConfigError> {
+        let Some(value) = self.string(name) else {
+            return Ok(Duration::from_secs(default));
+        };
+        let expected = match positive {
+            Positive::Yes => "a positive whole number of seconds",
+            Positive::No => "a whole number of seconds (0 or more)",
+        };
+        match (value.parse::<u64>(), positive) {
+            (Ok(0), Positive::Yes) | (Err(_), _) => Err(invalid(name, &value, expected)),
+            (Ok(secs), _) if secs > MAX_SECONDS => Err(invalid(name, &value, expected)),
+            (Ok(secs), _) => Ok(Duration::from_secs(secs)),
+        }
+    }
+
+    fn count(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        match self.string(name) {
+            None => Ok(default),
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(invalid(name, &value, "a positive whole number")),
+            },
+        }
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.string(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(None),
+            Some("true" | "1" | "yes" | "on") => Ok(Some(true)),
+            Some("false" | "0" | "no" | "off") => Ok(Some(false)),
+            Some(other) => Err(invalid(name, other, "`true` or `false`")),
+        }
+    }
+}
+
+/// Durations past a century are surely a typo, and would overflow time maths.
+const MAX_SECONDS: u64 = 100 * 365 * 24 * 3600;
+
+fn invalid(variable: &'static str, value: &str, expected: &str) -> ConfigError {
+    let shown: String = value.chars().take(40).collect();
+    ConfigError {
+        variable,
+        reason: format!("{shown:?} is not valid; expected {expected}"),
+    }
+}
+
+fn database_path(url: Option<String>) -> Result<String, ConfigError> {
+    let url = url.unwrap_or_else(|| "data/latchkey.db".into());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(ConfigError {
+            variable: "DATABASE_URL",
+            reason: "the PostgreSQL backend is not available yet; use a SQLite file path".into(),
+        });
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(&url);
+    if path.is_empty() || path.contains("://") {
+        return Err(invalid(
+            "DATABASE_URL",
+            &url,
+            "a SQLite file path or sqlite:// URL",
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+fn secret_key(value: Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(value) if value.len() < MIN_SECRET_KEY_BYTES => Err(ConfigError {
+            variable: "SECRET_KEY",
+            reason: format!(
+                "is {} bytes long; it must be at least {MIN_SECRET_KEY_BYTES} bytes",
+                value.len()
+            ),
+        }),
+        Some(value) => Ok(Some(value.into_bytes())),
+    }
+}
+
+fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin
+                    .trim_end_matches('/')
+                    .contains(|c: char| c.is_whitespace())
+                && origin
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+            if ok {
+                Ok(origin.to_owned())
+            } else {
+                Err(invalid(
+                    "CORS_ALLOWED_ORIGINS",
+                    origin,
+                    "origins like https://app.example.com",
+                ))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_gives_the_documented_defaults() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.database_path, "data/latchkey.db");
+        assert_eq!(s.bind_address, "127.0.0.1:8080");
+        assert_eq!(s.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(s.refresh_token_ttl, Duration::from_secs(1_209_600));
+        assert_eq!(s.session_max_age, Duration::from_secs(7_776_000));
+        assert_eq!(s.refresh_reuse_grace, Duration::from_secs(5));
+        assert_eq!(s.token_leeway, Duration::ZERO);
+        assert_eq!(s.registration, Registration::Open);
+        assert_eq!(s.login_max_failures, 5);
+        assert!(!s.cookie_secure());
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        for bad in ["1.5", "-5", "five", "0"] {
+            let err = parse(&[("ACCESS_TOKEN_TTL", bad)]).unwrap_err();
+            assert_eq!(err.variable, "ACCESS_TOKEN_TTL", "{bad}");
+        }
+        assert!(parse(&[("REFRESH_REUSE_GRACE", "0"), ("TOKEN_LEEWAY", "0")]).is_ok());
+        assert_eq!(
+            parse(&[("TOKEN_LEEWAY", "-1")]).unwrap_err().variable,
+            "TOKEN_LEEWAY"
+        );
+    }
+
+    #[test]
+    fn a_short_secret_key_is_refused() {
+        let err = parse(&[("SECRET_KEY", "too-short")]).unwrap_err();
+        assert_eq!(err.variable, "SECRET_KEY");
+        assert!(parse(&[("SECRET_KEY", &"k".repeat(32))]).is_ok());
+    }
+
+    #[test]
+    fn unknown_registration_mode_is_refused() {
+        assert_eq!(
+            parse(&[("REGISTRATION", "closed")]).unwrap_err().variable,
+            "REGISTRATION"
+        );
+        assert_eq!(
+            parse(&[("REGISTRATION", "admin")]).unwrap().registration,
+            Registration::Admin
+        );
+    }
+
+    #[test]
+    fn sqlite_prefix_is_accepted_and_postgres_is_not_yet() {
+        assert_eq!(
+            parse(&[("DATABASE_URL", "sqlite://x.db")])
+                .unwrap()
+                .database_path,
+            "x.db"
+        );
+        assert_eq!(
+            parse(&[("DATABASE_URL", "postgres://h/db")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+    }
+
+    #[test]
+    fn cookie_secure_defaults_on_away_from_loopback() {
+        assert!(
+            parse(&[("BIND_ADDRESS", "0.0.0.0:80")])
+                .unwrap()
+                .cookie_secure()
+        );
+        assert!(
+            !parse(&[("BIND_ADDRESS", "[::1]:80")])
+                .unwrap()
+                .cookie_secure()
+        );
+        assert!(
+            !parse(&[("COOKIE_SECURE", "false"), ("BIND_ADDRESS", "0.0.0.0:1")])
+                .unwrap()
+                .cookie_secure()
+        );
+    }
+
+    #[test]
+    fn admin_email_needs_a_password() {
+        assert_eq!(
+            parse(&[("ADMIN_EMAIL", "a@b.co")]).unwrap_err().variable,
+            "ADMIN_PASSWORD"
+        );
+    }
+}

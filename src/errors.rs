@@ -1,0 +1,270 @@
+//! Errors as clients see them.
+//!
+//! [`ApiError`] is the JSON API's error: every variant renders as RFC 9457
+//! `application/problem+json`, including the errors actix-web raises itself
+//! (bad JSON, wrong content type, oversized body, unknown route, wrong
+//! method), which [`json_error`], [`not_found`] and [`method_not_allowed`]
+//! turn into the same shape. An unexpected error is logged once, here, with
+//! its whole chain, and the client sees only a plain sentence: no error body
+//! ever carries SQL, a path or an internal name.
+
+use crate::auth::password::HashError;
+use crate::db::StoreError;
+use crate::domain::FieldErrors;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError, error::JsonPayloadError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// How a 401 tells the client what to do (RFC 6750 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No bearer token was sent.
+    Bearer,
+    /// A bearer token was sent and is not valid now.
+    InvalidToken,
+    /// Credentials other than a bearer token were wrong (a password).
+    None,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized: {detail}")]
+    Unauthorized {
+        detail: &'static str,
+        challenge: Challenge,
+    },
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Unprocessable(FieldErrors),
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Per-field messages, present only for field problems (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_BUSY: u64 = 1;
+
+impl ApiError {
+    pub fn unauthorized(detail: &'static str) -> Self {
+        ApiError::Unauthorized {
+            detail,
+            challenge: Challenge::None,
+        }
+    }
+
+    pub fn invalid_token() -> Self {
+        ApiError::Unauthorized {
+            detail: "the access token is not valid",
+            challenge: Challenge::InvalidToken,
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message);
+        ApiError::Unprocessable(errors)
+    }
+
+    fn slug_and_detail(&self) -> (&'static str, String) {
+        match self {
+            ApiError::BadRequest(detail) => ("bad-request", detail.clone()),
+            ApiError::Unauthorized { detail, .. } => ("unauthorized", (*detail).into()),
+            ApiError::Forbidden(detail) => ("forbidden", (*detail).into()),
+            ApiError::NotFound => ("not-found", "no such resource".into()),
+            ApiError::MethodNotAllowed { allow } => (
+                "method-not-allowed",
+                format!("this resource allows {allow}"),
+            ),
+            ApiError::Conflict(detail) => ("conflict", (*detail).into()),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                format!("the body is over {} bytes", crate::BODY_LIMIT),
+            ),
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "the body must be declared application/json".into(),
+            ),
+            ApiError::Unprocessable(_) => (
+                "validation-failed",
+                "one or more fields break a rule".into(),
+            ),
+            ApiError::TooManyRequests { .. } => (
+                "too-many-requests",
+                "too many failed sign-ins; try again later".into(),
+            ),
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "the service is busy; try again shortly".into(),
+            ),
+            ApiError::Unexpected(_) => ("internal", "something went wrong on our side".into()),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (slug, detail) = self.slug_and_detail();
+        Problem {
+            kind: format!("urn:latchkey:problem:{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors: match self {
+                ApiError::Unprocessable(errors) => Some(errors.clone().into_map()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Unexpected(err) => log::error!("unexpected error: {err:#}"),
+            ApiError::Unavailable(why) => log::warn!("answering 503: {why}"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        match self {
+            ApiError::Unauthorized {
+                challenge: Challenge::Bearer,
+                ..
+            } => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Unauthorized {
+                challenge: Challenge::InvalidToken,
+                ..
+            } => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_BUSY.to_string()));
+            }
+            _ => {}
+        }
+        response.json(self.problem())
+    }
+}
+
+/// The one place where store errors become HTTP answers.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Busy(why) => ApiError::Unavailable(why),
+            StoreError::Duplicate(_) => ApiError::Conflict("a resource with that value exists"),
+            StoreError::Query(err) => {
+                ApiError::Unexpected(anyhow::Error::new(err).context("store query"))
+            }
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => ApiError::Unavailable("password hasher queue full".into()),
+            HashError::Failed(why) => ApiError::Unexpected(anyhow::anyhow!(why).context("hashing")),
+        }
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for ApiError {
+    fn from(err: jsonwebtoken::errors::Error) -> Self {
+        ApiError::Unexpected(anyhow::Error::new(err).context("signing an access token"))
+    }
+}
+
+/// Turns actix-web's JSON extractor errors into problems: 413 before the
+/// body is read when it is too long, 415 for a body not declared JSON, 400
+/// for anything that does not parse into the request type.
+pub fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(err) => ApiError::BadRequest(describe_json_error(&err)),
+        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+    }
+}
+
+/// serde_json's message, which names the field and the problem but never
+/// anything internal (e.g. "unknown field `foo`, expected one of …").
+pub fn describe_json_error(err: &serde_json::Error) -> String {
+    format!("the body is not valid for this request: {err}")
+}
+
+/// The answer for a path no route serves.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// A handler answering 405 with the methods a resource does serve.
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone + 'static {
+    move || std::future::ready(Err(ApiError::MethodNotAllowed { allow }))
+}

@@ -1,0 +1,91 @@
+//! What the JSON API sends: views built from store rows, never the rows
+//! themselves (a row holds a password hash or a key's secret).
+
+use crate::db::models::{SigningKeyRow, UserRow};
+use crate::domain::Role;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// RFC 3339 in UTC, whole seconds: `2026-11-23T18:20:59Z`.
+pub fn rfc3339(at: NaiveDateTime) -> String {
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A user, as every endpoint returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Opaque id (UUID text).
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub last_login_at: Option<String>,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(row: &UserRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            first_name: row.first_name.clone(),
+            last_name: row.last_name.clone(),
+            email: row.email.clone(),
+            role: Role::parse(&row.role).unwrap_or(Role::User),
+            disabled: row.disabled,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+            last_login_at: row.last_login_at.map(rfc3339),
+        }
+    }
+}
+
+/// One page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to a sign-in or a refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    /// Seconds the refresh token stays usable, rounded down.
+    pub refresh_expires_in: i64,
+}
+
+/// A key of the ring, never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub kid: String,
+    /// `active`, `previous` or `retired`.
+    pub state: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub retired_at: Option<String>,
+}
+
+impl From<&SigningKeyRow> for KeyView {
+    fn from(row: &SigningKeyRow) -> Self {
+        Self {
+            kid: row.kid.clone(),
+            state: row.state.clone(),
+            created_at: rfc3339(row.created_at),
+            retired_at: row.retired_at.map(rfc3339),
+        }
+    }
+}

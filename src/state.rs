@@ -1,0 +1,99 @@
+//! What every handler shares: settings, the store, the clock, the key ring,
+//! the revocation set and the hasher.
+
+use crate::auth::keys::KeyRing;
+use crate::auth::password::Hasher;
+use crate::auth::revocation::RevocationSet;
+use crate::auth::sessions::Lifetimes;
+use crate::auth::throttle::Throttle;
+use crate::auth::tokens::{AccessClaims, TokenError, TokenService};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::errors::ApiError;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::sqlite::SqliteConnection;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyRing,
+    pub tokens: TokenService,
+    pub revocations: RevocationSet,
+    pub hasher: Hasher,
+    pub throttle: Throttle,
+    pub lifetimes: Lifetimes,
+}
+
+/// The sessions a write transaction revoked, to be added to the in-memory
+/// revocation set once it has committed.
+#[derive(Debug, Default)]
+pub struct Revoked(Vec<String>);
+
+impl Revoked {
+    pub fn add(&mut self, session_id: String) {
+        self.0.push(session_id);
+    }
+
+    pub fn extend(&mut self, session_ids: Vec<String>) {
+        self.0.extend(session_ids);
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `now` as the store keeps times.
+    pub fn now_naive(&self) -> NaiveDateTime {
+        self.now().naive_utc()
+    }
+
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.tokens
+            .verify(token, &self.keys, &self.revocations, self.now())
+    }
+
+    /// A read on a pooled connection, off the async threads.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run(&self.pool, work).await
+    }
+
+    /// One write transaction, off the async threads.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run(&self.pool, move |conn| db::write(conn, work)).await
+    }
+
+    /// A write transaction that may revoke sessions. This is the one way
+    /// sessions are revoked: the store first, then, once the transaction
+    /// has committed, the in-memory set that the token check reads, so a
+    /// revocation holds from the very next request.
+    pub async fn write_revoking<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut SqliteConnection, &mut Revoked) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (value, revoked) = self
+            .write(move |conn| {
+                let mut revoked = Revoked::default();
+                let value = work(conn, &mut revoked)?;
+                Ok((value, revoked))
+            })
+            .await?;
+        if !revoked.0.is_empty() {
+            self.revocations.insert_all(revoked.0, self.now());
+        }
+        Ok(value)
+    }
+}

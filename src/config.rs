@@ -2,6 +2,7 @@
 //! named here, with its default. A bad value is a [`ConfigError`] naming the
 //! variable; `main` prints it on one line and exits with code 2.
 
+use crate::domain::{Email, PasswordPolicy};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -71,9 +72,7 @@ impl Settings {
     /// An empty value counts as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let bind_address = env
-            .string("BIND_ADDRESS")
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind_address = bind_address(env.string("BIND_ADDRESS"))?;
         let settings = Settings {
             database_path: database_path(env.string("DATABASE_URL"))?,
             secret_key: secret_key(env.raw("SECRET_KEY"))?,
@@ -117,7 +116,20 @@ impl Settings {
                 variable: "ADMIN_EMAIL",
                 reason: "must be set together with ADMIN_PASSWORD".into(),
             }),
-            _ => Ok(settings),
+            (Some(email), Some(password)) => {
+                let email = Email::parse(email).map_err(|reason| ConfigError {
+                    variable: "ADMIN_EMAIL",
+                    reason,
+                })?;
+                PasswordPolicy::parse(password, &[email.as_str()]).map_err(|reason| {
+                    ConfigError {
+                        variable: "ADMIN_PASSWORD",
+                        reason,
+                    }
+                })?;
+                Ok(settings)
+            }
+            (None, None) => Ok(settings),
         }
     }
 
@@ -209,6 +221,23 @@ fn invalid(variable: &'static str, value: &str, expected: &str) -> ConfigError {
     ConfigError {
         variable,
         reason: format!("{shown:?} is not valid; expected {expected}"),
+    }
+}
+
+/// `host:port`, where the host is a name or an IP address (IPv6 in brackets).
+fn bind_address(value: Option<String>) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let valid = value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(value)
+    } else {
+        Err(invalid(
+            "BIND_ADDRESS",
+            &value,
+            "host:port, like 127.0.0.1:8080",
+        ))
     }
 }
 
@@ -370,10 +399,19 @@ mod tests {
     }
 
     #[test]
-    fn admin_email_needs_a_password() {
-        assert_eq!(
-            parse(&[("ADMIN_EMAIL", "a@b.co")]).unwrap_err().variable,
-            "ADMIN_PASSWORD"
-        );
+    fn admin_email_needs_a_strong_password() {
+        assert_eq!(parse(&[("ADMIN_EMAIL", "a@b.co")]).unwrap_err().variable, "ADMIN_PASSWORD");
+        let weak = parse(&[("ADMIN_EMAIL", "a@b.co"), ("ADMIN_PASSWORD", "password")]);
+        assert_eq!(weak.unwrap_err().variable, "ADMIN_PASSWORD");
+        let bad_email = parse(&[("ADMIN_EMAIL", "root"), ("ADMIN_PASSWORD", "violet-harbor-engine-1987")]);
+        assert_eq!(bad_email.unwrap_err().variable, "ADMIN_EMAIL");
+    }
+
+    #[test]
+    fn bind_address_needs_a_host_and_port() {
+        for bad in ["not-an-address", ":8080", "127.0.0.1:", "127.0.0.1:99999"] {
+            assert_eq!(parse(&[("BIND_ADDRESS", bad)]).unwrap_err().variable, "BIND_ADDRESS", "{bad}");
+        }
+        assert!(parse(&[("BIND_ADDRESS", "[::1]:0")]).is_ok());
     }
 }

@@ -67,25 +67,19 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // Bind first: a bad BIND_ADDRESS stops the start before the store
+        // is touched.
+        let listener = TcpListener::bind(&settings.bind_address).map_err(|e| {
+            fail("BIND_ADDRESS")(format!("cannot listen on {}: {e}", settings.bind_address))
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| fail("BIND_ADDRESS")(e.to_string()))?;
         let state = web::Data::new(prepare_state(settings, clock).await?);
         ensure_admin_from_env(&state).await?;
         announce_admin_status(&state).await;
-        let listener = TcpListener::bind(&state.settings.bind_address).map_err(|e| {
-            fail("BIND_ADDRESS")(format!(
-                "cannot listen on {}: {e}",
-                state.settings.bind_address
-            ))
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| fail("BIND_ADDRESS")(e.to_string()))?
-            .port();
-        log::info!(
-            "latchkey listening on http://{}",
-            listener
-                .local_addr()
-                .map_or_else(|_| "?".into(), |a| a.to_string())
-        );
+        let port = local.port();
+        log::info!("latchkey listening on http://{local}");
         tokio::spawn(maintain(state.clone()));
         let openapi = web::Data::new(service::openapi_document());
         let grace = state.settings.shutdown_grace;

@@ -74,8 +74,10 @@ struct Pragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // The busy timeout comes first, so that the other pragmas wait for
+        // a lock instead of failing while another connection holds one.
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
@@ -90,6 +92,15 @@ pub fn connect(path: &str, size: u32) -> Result<DbPool, String> {
     {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    }
+    // Switching a new file to WAL takes an exclusive lock: do it once, on
+    // one connection, before the pool opens several at the same time.
+    {
+        use diesel::Connection;
+        let mut conn =
+            SqliteConnection::establish(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
     }
     Pool::builder()
         .max_size(size)

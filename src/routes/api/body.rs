@@ -28,3 +28,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         Box::pin(async move { Ok(OptionalJson(Some(json.await?.into_inner()))) })
     }
 }
+
+/// For `#[serde(default, deserialize_with = "present")]` on an optional
+/// field: absent gives `None`, and `null` is not read as absent but handed
+/// to `T` (so an `Option<String>` field refuses `null` as a wrong type).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}

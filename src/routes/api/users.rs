@@ -1,5 +1,6 @@
 //! `/api/user`: registration, profiles, listing and deletion.
 
+use super::body::present;
 use super::{
     Actor, TargetId, is_well_formed_id,
     views::{UserPage, UserView},
@@ -32,10 +33,12 @@ pub struct CreateUser {
     /// 8 to 128 characters, not a common or guessable password.
     pub password: String,
     /// Admins only.
-    #[schema(value_type = Option<Role>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Role>, nullable = false)]
     pub role: Option<Value>,
     /// Admins only.
-    #[schema(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>, nullable = false)]
     pub disabled: Option<Value>,
 }
 
@@ -46,9 +49,11 @@ pub struct ReplaceUser {
     pub first_name: String,
     pub last_name: String,
     pub email: String,
-    #[schema(value_type = Option<Role>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Role>, nullable = false)]
     pub role: Option<Value>,
-    #[schema(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>, nullable = false)]
     pub disabled: Option<Value>,
 }
 
@@ -56,12 +61,20 @@ pub struct ReplaceUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub first_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub last_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub email: Option<String>,
-    #[schema(value_type = Option<Role>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Role>, nullable = false)]
     pub role: Option<Value>,
-    #[schema(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>, nullable = false)]
     pub disabled: Option<Value>,
 }
 

@@ -35,6 +35,8 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub login_max_failures: u32,
+    /// Failed sign-ins from one client address within the window.
+    pub login_max_failures_per_address: u32,
     pub login_window: Duration,
     pub cors_allowed_origins: Vec<String>,
     /// `None` means "decide from the bind address" (off on loopback).
@@ -42,6 +44,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub database_pool_size: u32,
     pub hasher_threads: usize,
+    /// Sign-ins that may wait for a hasher thread before 503.
+    pub hasher_queue: usize,
 }
 
 /// A variable that holds a value latchkey cannot use.
@@ -95,6 +99,7 @@ impl Settings {
                 .string("JWT_AUDIENCE")
                 .unwrap_or_else(|| "latchkey".into()),
             login_max_failures: env.count("LOGIN_MAX_FAILURES", 5)?,
+            login_max_failures_per_address: env.count("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
             login_window: env.seconds("LOGIN_WINDOW", 900, Positive::Yes)?,
             cors_allowed_origins: env
                 .string("CORS_ALLOWED_ORIGINS")
@@ -105,6 +110,7 @@ impl Settings {
             shutdown_grace: env.seconds("SHUTDOWN_GRACE", 10, Positive::No)?,
             database_pool_size: env.count("DATABASE_POOL_SIZE", 8)?,
             hasher_threads: env.count("HASHER_THREADS", default_hasher_threads())? as usize,
+            hasher_queue: env.count("HASHER_QUEUE", 128)? as usize,
             bind_address,
         };
         match (&settings.admin_email, &settings.admin_password) {
@@ -400,17 +406,27 @@ mod tests {
 
     #[test]
     fn admin_email_needs_a_strong_password() {
-        assert_eq!(parse(&[("ADMIN_EMAIL", "a@b.co")]).unwrap_err().variable, "ADMIN_PASSWORD");
+        assert_eq!(
+            parse(&[("ADMIN_EMAIL", "a@b.co")]).unwrap_err().variable,
+            "ADMIN_PASSWORD"
+        );
         let weak = parse(&[("ADMIN_EMAIL", "a@b.co"), ("ADMIN_PASSWORD", "password")]);
         assert_eq!(weak.unwrap_err().variable, "ADMIN_PASSWORD");
-        let bad_email = parse(&[("ADMIN_EMAIL", "root"), ("ADMIN_PASSWORD", "violet-harbor-engine-1987")]);
+        let bad_email = parse(&[
+            ("ADMIN_EMAIL", "root"),
+            ("ADMIN_PASSWORD", "violet-harbor-engine-1987"),
+        ]);
         assert_eq!(bad_email.unwrap_err().variable, "ADMIN_EMAIL");
     }
 
     #[test]
     fn bind_address_needs_a_host_and_port() {
         for bad in ["not-an-address", ":8080", "127.0.0.1:", "127.0.0.1:99999"] {
-            assert_eq!(parse(&[("BIND_ADDRESS", bad)]).unwrap_err().variable, "BIND_ADDRESS", "{bad}");
+            assert_eq!(
+                parse(&[("BIND_ADDRESS", bad)]).unwrap_err().variable,
+                "BIND_ADDRESS",
+                "{bad}"
+            );
         }
         assert!(parse(&[("BIND_ADDRESS", "[::1]:0")]).is_ok());
     }

@@ -121,7 +121,7 @@ async fn prepare_state(
     let pool = db::connect(&settings.database_path, settings.database_pool_size)
         .map_err(fail("DATABASE_URL"))?;
     db::migrate(&pool).map_err(fail("DATABASE_URL"))?;
-    let hasher = Hasher::start(settings.hasher_threads)
+    let hasher = Hasher::start(settings.hasher_threads, settings.hasher_queue)
         .map_err(|e| fail("HASHER_THREADS")(e.to_string()))?;
     let window = TimeDelta::from_std(settings.access_token_ttl + settings.token_leeway)
         .map_err(|e| fail("ACCESS_TOKEN_TTL")(e.to_string()))?;
@@ -157,7 +157,7 @@ async fn prepare_state(
     drop(conn);
     Ok(AppState {
         tokens: TokenService::new(&settings),
-        throttle: Throttle::new(settings.login_max_failures, settings.login_window),
+        throttle: Throttle::new(&settings),
         lifetimes: Lifetimes::new(&settings),
         settings,
         pool,

@@ -23,9 +23,6 @@ pub const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 const SALT_LEN: usize = 16;
 
-/// Jobs each hasher thread may have waiting before new ones are refused.
-const QUEUE_PER_THREAD: usize = 64;
-
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// The queue is full: the caller should answer 503 with `Retry-After`.
@@ -55,11 +52,12 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    /// Starts `threads` hasher threads, and makes the hash that unknown
-    /// emails are verified against (same parameters as real ones).
-    pub fn start(threads: usize) -> Result<Self, HashError> {
+    /// Starts `threads` hasher threads behind a queue of `queue` jobs, and
+    /// makes the hash that unknown emails are verified against (same
+    /// parameters as real ones).
+    pub fn start(threads: usize, queue: usize) -> Result<Self, HashError> {
         let threads = threads.max(1);
-        let (jobs, queue) = crossbeam_channel::bounded(threads * QUEUE_PER_THREAD);
+        let (jobs, queue) = crossbeam_channel::bounded(queue.max(1));
         for n in 0..threads {
             let queue: Receiver<Job> = queue.clone();
             std::thread::Builder::new()

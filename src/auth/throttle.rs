@@ -11,12 +11,10 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::QueryResult;
 use diesel::sqlite::SqliteConnection;
 
-/// Failures from one client address that close it for the window.
-pub const MAX_FAILURES_PER_ADDRESS: i32 = 20;
-
 #[derive(Debug, Clone)]
 pub struct Throttle {
     max_failures: i32,
+    max_failures_per_address: i32,
     window: TimeDelta,
 }
 
@@ -46,10 +44,12 @@ fn address_subject(addr: &str) -> String {
 }
 
 impl Throttle {
-    pub fn new(max_failures: u32, window: std::time::Duration) -> Self {
+    pub fn new(settings: &crate::config::Settings) -> Self {
+        let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         Self {
-            max_failures: i32::try_from(max_failures).unwrap_or(i32::MAX),
-            window: TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX),
+            max_failures: count(settings.login_max_failures),
+            max_failures_per_address: count(settings.login_max_failures_per_address),
+            window: TimeDelta::from_std(settings.login_window).unwrap_or(TimeDelta::MAX),
         }
     }
 
@@ -80,7 +80,7 @@ impl Throttle {
         };
         let address_subject = address_subject(addr);
         let (count, addr_start) = store::count_attempt(conn, &address_subject, now, cutoff)?;
-        if count > MAX_FAILURES_PER_ADDRESS {
+        if count > self.max_failures_per_address {
             store::uncount_attempt(conn, &address_subject, addr_start)?;
             store::uncount_attempt(conn, &account.0, account.1)?;
             return Ok(Gate::Closed {

@@ -1,0 +1,14 @@
+//! Black-box tests of the JSON API: the real application on a real port,
+//! each test with its own SQLite file.
+
+mod errors;
+mod forged_tokens;
+mod helpers;
+mod keys;
+mod readme;
+mod revocation;
+mod service;
+mod startup;
+mod throttle;
+mod tokens;
+mod users;

@@ -1,0 +1,103 @@
+use crate::helpers::*;
+use serde_json::Value;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json_body(response).await,
+        serde_json::json!({ "status": "ok" })
+    );
+}
+
+#[tokio::test]
+async fn readyz_answers_ok_when_the_store_answers() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_a_request_id() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/api/user/me", "/no/such/path"] {
+        let response = app.get(path, None).await;
+        let h = response.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert!(!h["x-request-id"].is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_well_formed_request_id_is_kept_and_a_bad_one_replaced() {
+    let app = spawn_app().await;
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc.DEF_123-x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "abc.DEF_123-x");
+    for bad in ["has space", "semi;colon", &"a".repeat(129)] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(id, bad);
+        assert!(!id.is_empty() && id.len() <= 128);
+    }
+    let a = app.get("/healthz", None).await.headers()["x-request-id"].clone();
+    let b = app.get("/healthz", None).await.headers()["x-request-id"].clone();
+    assert_ne!(a, b, "generated ids are unique");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_api_route_and_the_bearer_scheme() {
+    let app = spawn_app().await;
+    let response = app.get("/api/openapi.json", None).await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = json_body(response).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let expected = [
+        ("/api/user", &["get", "post"][..]),
+        ("/api/user/me", &["get"]),
+        ("/api/user/{id}", &["get", "put", "patch", "delete"]),
+        ("/api/user/me/password", &["put"]),
+        ("/api/user/{id}/password", &["put"]),
+        ("/api/user/login", &["post"]),
+        ("/api/user/refresh-token", &["post"]),
+        ("/api/user/logout", &["post"]),
+        ("/api/user/logout-all", &["post"]),
+        ("/api/admin/keys", &["get"]),
+        ("/api/admin/keys/rotate", &["post"]),
+    ];
+    for (path, methods) in expected {
+        for method in methods {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path} is documented");
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let login = &doc["paths"]["/api/user/login"]["post"];
+    assert!(login["requestBody"]["content"]["application/json"].is_object());
+    assert!(doc["components"]["schemas"]["UserView"]["properties"]["email"].is_object());
+}

@@ -16,6 +16,23 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+impl ClientInfo {
+    pub fn of(req: &HttpRequest) -> Self {
+        let addr = req.peer_addr().map(|peer| peer.ip().to_string());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect()
+            });
+        ClientInfo { addr, user_agent }
+    }
+}
+
 impl FromRequest for ClientInfo {
     type Error = Infallible;
     type Future = Ready<Result<Self, Infallible>>;

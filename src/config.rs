@@ -42,6 +42,10 @@ pub struct Settings {
     /// `None` means "decide from the bind address" (off on loopback).
     pub cookie_secure: Option<bool>,
     pub shutdown_grace: Duration,
+    /// A console session ends after this long without a request.
+    pub console_idle_timeout: Duration,
+    /// A console session ends this long after sign-in, however busy.
+    pub console_max_age: Duration,
     pub database_pool_size: u32,
     pub hasher_threads: usize,
     /// Sign-ins that may wait for a hasher thread before 503.
@@ -63,12 +67,49 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every variable latchkey reads.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "BIND_ADDRESS",
+    "SECRET_KEY",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "REGISTRATION",
+    "ACCESS_TOKEN_TTL",
+    "REFRESH_TOKEN_TTL",
+    "SESSION_MAX_AGE",
+    "REFRESH_REUSE_GRACE",
+    "TOKEN_LEEWAY",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS",
+    "LOGIN_WINDOW",
+    "CORS_ALLOWED_ORIGINS",
+    "COOKIE_SECURE",
+    "SHUTDOWN_GRACE",
+    "CONSOLE_IDLE_TIMEOUT",
+    "CONSOLE_MAX_AGE",
+    "DATABASE_POOL_SIZE",
+    "HASHER_THREADS",
+    "HASHER_QUEUE",
+];
+
 /// The shortest `SECRET_KEY` accepted, in bytes (256 bits).
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
 impl Settings {
     /// Reads the process environment (after `.env`, which `main` loads).
+    /// A variable that is not valid UTF-8 is refused, not taken as unset.
     pub fn from_env() -> Result<Self, ConfigError> {
+        for variable in VARIABLES {
+            if std::env::var_os(variable).is_some_and(|value| value.to_str().is_none()) {
+                return Err(ConfigError {
+                    variable,
+                    reason: "is not valid UTF-8".into(),
+                });
+            }
+        }
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -108,6 +149,8 @@ impl Settings {
                 .unwrap_or_default(),
             cookie_secure: env.boolean("COOKIE_SECURE")?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE", 10, Positive::No)?,
+            console_idle_timeout: env.seconds("CONSOLE_IDLE_TIMEOUT", 1800, Positive::Yes)?,
+            console_max_age: env.seconds("CONSOLE_MAX_AGE", 43_200, Positive::Yes)?,
             database_pool_size: env.count("DATABASE_POOL_SIZE", 8)?,
             hasher_threads: env.count("HASHER_THREADS", default_hasher_threads())? as usize,
             hasher_queue: env.count("HASHER_QUEUE", 128)? as usize,

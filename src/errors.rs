@@ -246,15 +246,12 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
             ApiError::PayloadTooLarge
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(err) => ApiError::BadRequest(describe_json_error(&err)),
+        JsonPayloadError::Deserialize(err) => ApiError::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            crate::routes::api::body::describe(&err)
+        )),
         other => ApiError::BadRequest(format!("the body could not be read: {other}")),
     }
-}
-
-/// serde_json's message, which names the field and the problem but never
-/// anything internal (e.g. "unknown field `foo`, expected one of …").
-pub fn describe_json_error(err: &serde_json::Error) -> String {
-    format!("the body is not valid for this request: {err}")
 }
 
 /// The answer for a path no route serves.

@@ -7,6 +7,10 @@ const BAD_CONFIGURATION: u8 = 2;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    if let Some(argument) = std::env::args().nth(1) {
+        eprintln!("latchkey: unknown command {argument:?}: with no arguments latchkey serves");
+        return ExitCode::from(BAD_CONFIGURATION);
+    }
     if let Err(err) = dotenvy::dotenv()
         && !err.not_found()
     {

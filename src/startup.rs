@@ -1,8 +1,10 @@
 //! Building the application: the store, the key ring, the revocation set,
 //! the hasher, and the whole route table in one place.
 
+use crate::auth::console_store::DieselSessionStore;
 use crate::auth::keys::{self, KeyRing, Prepared};
 use crate::auth::password::Hasher;
+use crate::auth::password::fill_random;
 use crate::auth::revocation::RevocationSet;
 use crate::auth::sessions::Lifetimes;
 use crate::auth::throttle::Throttle;
@@ -11,11 +13,16 @@ use crate::client::ClientInfo;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, keys as key_store, sessions, users};
+use crate::db::{console_sessions, server_secrets};
 use crate::domain::{NewUser, NewUserInput, Role};
 use crate::errors::{self, ApiError, json_error, method_not_allowed};
 use crate::routes::api::{Actor, keys as key_routes, passwords, tokens, users as user_routes};
-use crate::routes::service;
+use crate::routes::{admin, service};
 use crate::state::AppState;
+use actix_cors::Cors;
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Logger};
@@ -24,6 +31,7 @@ use chrono::TimeDelta;
 use std::fmt;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Why the application could not start, naming the variable to fix.
@@ -52,6 +60,7 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -77,33 +86,62 @@ impl Application {
             .map_err(|e| fail("BIND_ADDRESS")(e.to_string()))?;
         let state = web::Data::new(prepare_state(settings, clock).await?);
         ensure_admin_from_env(&state).await?;
-        announce_admin_status(&state).await;
+        offer_setup_link(&state, local).await;
         let port = local.port();
         log::info!("latchkey listening on http://{local}");
         tokio::spawn(maintain(state.clone()));
         let openapi = web::Data::new(service::openapi_document());
         let grace = state.settings.shutdown_grace;
+        let console = ConsoleSessions::new(&state).await?;
+        let state_handle = state.clone();
+        let cors_origins = state.settings.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(openapi.clone())
                 .configure(configure)
-                .wrap(
-                    Logger::new("%{x-request-id}o \"%m %U\" %s %b %Dms")
-                        .log_target("latchkey::access"),
+                .service(
+                    web::scope("/admin")
+                        .configure(admin::configure)
+                        .wrap(console.middleware())
+                        .wrap(page_headers()),
                 )
+                .wrap(cors(&cors_origins))
                 .wrap(security_headers())
                 .wrap_fn(request_id)
+                // Outermost, so it sees the final status and the request id;
+                // the path only (%U), never the query string or a header.
+                .wrap(
+                    Logger::new("%{x-request-id}o %{method}xi %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .log_target("latchkey::access"),
+                )
         })
         .shutdown_timeout(grace.as_secs())
         .listen(listener)
         .map_err(|e| fail("BIND_ADDRESS")(e.to_string()))?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            state: state_handle,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The one-time `/admin/setup` path (with its token) printed at start,
+    /// while no admin exists.
+    pub fn setup_path(&self) -> Option<String> {
+        let token = self
+            .state
+            .setup_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some(format!("/admin/setup?token={token}"))
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -165,6 +203,8 @@ async fn prepare_state(
         keys,
         revocations,
         hasher,
+        setup_token: Mutex::new(None),
+        key_updates: tokio::sync::Mutex::new(()),
     })
 }
 
@@ -210,12 +250,89 @@ async fn ensure_admin_from_env(state: &AppState) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn announce_admin_status(state: &AppState) {
+/// On a store with no admin, makes a one-time set-up token and prints the
+/// link that creates the first admin (the PocketBase way).
+async fn offer_setup_link(state: &AppState, local: std::net::SocketAddr) {
     if let Ok(false) = state.read(|conn| Ok(users::any_admin(conn)?)).await {
+        let mut bytes = [0u8; 24];
+        fill_random(&mut bytes);
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        state.restore_setup_token(token.clone());
         log::warn!(
-            "no admin exists yet: set ADMIN_EMAIL and ADMIN_PASSWORD and restart to create one"
+            "no admin exists yet: create the first one at http://{local}/admin/setup?token={token} \
+             (the link works once), or set ADMIN_EMAIL and ADMIN_PASSWORD"
         );
     }
+}
+
+/// The console's session middleware: server-side sessions in the store,
+/// a cookie that is `HttpOnly`, `SameSite=Strict` and (unless turned off
+/// for plain-HTTP loopback) `Secure`, an idle timeout renewed by each
+/// request. The cookie key is made once and kept in the store, so a
+/// restart does not sign every admin out.
+#[derive(Clone)]
+struct ConsoleSessions {
+    store: DieselSessionStore,
+    key: Key,
+    secure: bool,
+    idle: Duration,
+}
+
+impl ConsoleSessions {
+    async fn new(state: &web::Data<AppState>) -> Result<Self, StartupError> {
+        let now = state.now_naive();
+        let secret = state
+            .write(move |conn| {
+                Ok(server_secrets::get_or_create(
+                    conn,
+                    "console_cookie_key",
+                    now,
+                    || {
+                        let mut key = vec![0u8; 64];
+                        fill_random(&mut key);
+                        key
+                    },
+                )?)
+            })
+            .await
+            .map_err(|e| {
+                fail("DATABASE_URL")(format!("cannot read the console cookie key: {e}"))
+            })?;
+        let key = Key::try_from(secret.as_slice()).map_err(|e| {
+            fail("DATABASE_URL")(format!("the stored console cookie key is unusable: {e}"))
+        })?;
+        Ok(Self {
+            store: DieselSessionStore::new(state.pool.clone(), state.clock.clone()),
+            key,
+            secure: state.settings.cookie_secure(),
+            idle: state.settings.console_idle_timeout,
+        })
+    }
+
+    fn middleware(&self) -> SessionMiddleware<DieselSessionStore> {
+        let idle = CookieDuration::seconds(self.idle.as_secs() as i64);
+        SessionMiddleware::builder(self.store.clone(), self.key.clone())
+            .cookie_name("latchkey_console".into())
+            .cookie_path("/admin".into())
+            .cookie_secure(self.secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Strict)
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(idle)
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+            )
+            .build()
+    }
+}
+
+/// The headers of every console page (SECURITY.md 25): the strict CSP,
+/// a same-origin referrer policy and no caching of signed-in pages.
+fn page_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, admin::PAGE_CSP))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::CACHE_CONTROL, "no-store"))
 }
 
 /// Periodic clean-up: revocations whose tokens all expired leave the set,
@@ -227,12 +344,16 @@ async fn maintain(state: web::Data<AppState>) {
         let now = state.now();
         state.revocations.prune(now);
         let window = state.keys.verify_window();
+        let throttle = state.throttle.clone();
+        let _ring = state.key_updates.lock().await;
         let result = state
             .write(move |conn| {
                 let retired = keys::retire_expired(conn, now.naive_utc(), window)?;
                 // A margin past the window, so a row outlives its last token.
                 let swept =
                     sessions::sweep(conn, (now - window - TimeDelta::minutes(1)).naive_utc())?;
+                console_sessions::sweep(conn, now.naive_utc())?;
+                throttle.sweep(conn, now.naive_utc())?;
                 let rows = if retired > 0 {
                     Some(key_store::all(conn)?)
                 } else {
@@ -286,9 +407,9 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/api/user/me", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(user_routes::me))
-            .route(web::put().to(user_routes::replace))
-            .route(web::patch().to(user_routes::patch))
-            .route(web::delete().to(user_routes::delete)),
+            .route(web::put().to(user_routes::replace_me))
+            .route(web::patch().to(user_routes::patch_me))
+            .route(web::delete().to(user_routes::delete_me)),
     )
     .service(resource("/api/user/me/password", "PUT").route(web::put().to(passwords::change_own)))
     .service(
@@ -301,7 +422,27 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/user/{id}/password", "PUT").route(web::put().to(passwords::set)))
     .service(resource("/api/admin/keys", "GET").route(web::get().to(key_routes::list)))
     .service(resource("/api/admin/keys/rotate", "POST").route(web::post().to(key_routes::rotate)))
+    .service(resource("/static/admin.css", "GET").route(web::get().to(admin::stylesheet)))
     .default_service(web::to(errors::not_found));
+}
+
+/// Cross-origin browser clients, from `CORS_ALLOWED_ORIGINS` only. An
+/// origin not listed gets no CORS headers (the browser then refuses).
+fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_header("x-request-id")
+        .expose_headers([
+            "x-request-id",
+            "retry-after",
+            "location",
+            "www-authenticate",
+        ])
+        .max_age(600);
+    origins
+        .iter()
+        .fold(cors, |cors, origin| cors.allowed_origin(origin))
 }
 
 /// The headers every response carries; console pages set their own CSP

@@ -13,7 +13,7 @@ use crate::db::{self, DbPool};
 use crate::errors::ApiError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::sqlite::SqliteConnection;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub struct AppState {
     pub settings: Settings,
@@ -25,6 +25,11 @@ pub struct AppState {
     pub hasher: Hasher,
     pub throttle: Throttle,
     pub lifetimes: Lifetimes,
+    /// The one-time token of `/admin/setup`, while no admin exists.
+    pub setup_token: Mutex<Option<String>>,
+    /// Held while the key ring changes in the store and in memory, so the
+    /// last change committed is the one in memory.
+    pub key_updates: tokio::sync::Mutex<()>,
 }
 
 /// The sessions a write transaction revoked, to be added to the in-memory
@@ -43,6 +48,31 @@ impl Revoked {
 }
 
 impl AppState {
+    /// Whether `token` is the current set-up token (compared in constant time).
+    pub fn setup_token_matches(&self, token: &str) -> bool {
+        let current = self.setup_token.lock().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_deref()
+            .is_some_and(|expected| constant_time_eq(expected.as_bytes(), token.as_bytes()))
+    }
+
+    /// Uses the set-up token up: true for exactly one caller.
+    pub fn take_setup_token(&self, token: &str) -> bool {
+        let mut current = self.setup_token.lock().unwrap_or_else(|e| e.into_inner());
+        let matches = current
+            .as_deref()
+            .is_some_and(|expected| constant_time_eq(expected.as_bytes(), token.as_bytes()));
+        if matches {
+            *current = None;
+        }
+        matches
+    }
+
+    /// Puts a taken set-up token back (the admin could not be created).
+    pub fn restore_setup_token(&self, token: String) {
+        *self.setup_token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
@@ -96,4 +126,9 @@ impl AppState {
         }
         Ok(value)
     }
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

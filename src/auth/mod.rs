@@ -1,6 +1,7 @@
 //! Authentication: password hashing, the key ring, access tokens and their
 //! extractor, sessions with rotating refresh tokens, throttling, sign-in.
 
+pub mod console_store;
 pub mod extractor;
 pub mod keys;
 pub mod password;

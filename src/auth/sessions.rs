@@ -42,7 +42,12 @@ pub fn new_refresh_token() -> String {
 
 /// What the store keeps of a refresh token: SHA-256, hex.
 pub fn hash_refresh_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
+    sha256_hex(token)
+}
+
+/// SHA-256 of a string, lower-case hex.
+pub fn sha256_hex(input: &str) -> String {
+    let digest = Sha256::digest(input.as_bytes());
     digest
         .iter()
         .fold(String::with_capacity(64), |mut hex, byte| {

@@ -113,6 +113,11 @@ impl Throttle {
         Ok(())
     }
 
+    /// Deletes the counters of windows that have passed.
+    pub fn sweep(&self, conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<usize> {
+        store::sweep(conn, now - self.window)
+    }
+
     /// Clears an account's counter (an admin unlocking it).
     pub fn unlock(&self, conn: &mut SqliteConnection, email: &str) -> QueryResult<()> {
         store::clear(conn, &account_subject(email)).map(|_| ())

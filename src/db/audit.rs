@@ -40,3 +40,18 @@ pub fn list(conn: &mut SqliteConnection, filter: &AuditFilter) -> QueryResult<Ve
         .limit(filter.limit)
         .load(conn)
 }
+
+/// Entries of `action` with `outcome` since `since`.
+pub fn count_since(
+    conn: &mut SqliteConnection,
+    action: &str,
+    outcome: &str,
+    since: chrono::NaiveDateTime,
+) -> QueryResult<i64> {
+    audit_log::table
+        .filter(audit_log::action.eq(action))
+        .filter(audit_log::outcome.eq(outcome))
+        .filter(audit_log::at.ge(since))
+        .count()
+        .get_result(conn)
+}

@@ -4,11 +4,13 @@
 //! pool and runs the work on a blocking thread.
 
 pub mod audit;
+pub mod console_sessions;
 pub mod keys;
 pub mod models;
 pub mod refresh_tokens;
 #[rustfmt::skip]
 pub mod schema;
+pub mod server_secrets;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -149,7 +151,13 @@ where
     conn.immediate_transaction(work)
 }
 
-/// Whether the store answers a trivial query (for `/readyz`).
+/// Whether the store answers a query that reads a table (for `/readyz`).
 pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    conn.batch_execute("SELECT 1").map_err(StoreError::from)
+    use diesel::prelude::*;
+    diesel::select(diesel::dsl::exists(
+        schema::signing_keys::table.select(schema::signing_keys::kid),
+    ))
+    .get_result::<bool>(conn)
+    .map(|_| ())
+    .map_err(StoreError::from)
 }

@@ -14,6 +14,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    console_sessions (key_hash) {
+        key_hash -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_throttle (subject) {
         subject -> Text,
         window_start -> Timestamp,
@@ -27,6 +37,14 @@ diesel::table! {
         session_id -> Text,
         issued_at -> Timestamp,
         spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Binary,
+        created_at -> Timestamp,
     }
 }
 
@@ -72,13 +90,16 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(console_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
+    console_sessions,
     login_throttle,
     refresh_tokens,
+    server_secrets,
     sessions,
     signing_keys,
     users,

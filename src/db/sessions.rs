@@ -119,3 +119,13 @@ pub fn sweep(conn: &mut SqliteConnection, cutoff: NaiveDateTime) -> QueryResult<
     )
     .execute(conn)
 }
+
+/// Sessions that are live at `now`.
+pub fn count_live(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::idle_expires_at.gt(now))
+        .filter(sessions::absolute_expires_at.gt(now))
+        .count()
+        .get_result(conn)
+}

@@ -73,3 +73,9 @@ pub fn get(
         .first(conn)
         .optional()
 }
+
+/// Deletes counters whose window began before `cutoff`: they count nothing.
+pub fn sweep(conn: &mut SqliteConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(login_throttle::table.filter(login_throttle::window_start.lt(cutoff)))
+        .execute(conn)
+}

@@ -116,19 +116,52 @@ pub fn any_admin(conn: &mut SqliteConnection) -> QueryResult<bool> {
     .get_result(conn)
 }
 
-/// Which users a listing wants; `after` is the last row of the page before.
+/// The orders a user listing can come in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    /// Newest first, ties by id (descending).
+    #[default]
+    Newest,
+    /// By email, A to Z.
+    Email,
+    /// Most recent sign-in first; never signed in last.
+    LastLogin,
+}
+
+/// Where the next page starts: the sort key of the last row shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Newest(NaiveDateTime, String),
+    Email(String),
+    LastLogin(Option<NaiveDateTime>, String),
+}
+
+impl After {
+    /// The position of `row` in the order `sort`.
+    pub fn of(sort: UserSort, row: &UserRow) -> Self {
+        match sort {
+            UserSort::Newest => After::Newest(row.created_at, row.id.clone()),
+            UserSort::Email => After::Email(row.email.clone()),
+            UserSort::LastLogin => After::LastLogin(row.last_login_at, row.id.clone()),
+        }
+    }
+}
+
+/// Which users a listing wants.
 #[derive(Debug, Default, Clone)]
 pub struct UserFilter {
     /// Case-insensitive substring of email, first or last name.
     pub q: Option<String>,
     pub role: Option<&'static str>,
     pub disabled: Option<bool>,
-    pub after: Option<(NaiveDateTime, String)>,
+    pub sort: UserSort,
+    /// The last row of the page before, in the same sort.
+    pub after: Option<After>,
     pub limit: i64,
 }
 
-/// Newest first, ties broken by id (descending), one page by keyset: the
-/// cost of a page does not grow with how deep it is.
+/// One page by keyset: the cost of a page does not grow with how deep it
+/// is, in any of the sorts (each has an index).
 pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec<UserRow>> {
     let mut query = users::table.select(UserRow::as_select()).into_boxed();
     if let Some(q) = &filter.q {
@@ -141,17 +174,32 @@ pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec
     if let Some(disabled) = filter.disabled {
         query = query.filter(users::disabled.eq(disabled));
     }
-    if let Some((created_at, id)) = &filter.after {
-        query = query.filter(
+    query = match &filter.after {
+        None => query,
+        Some(After::Newest(created_at, id)) => query.filter(
             users::created_at.lt(*created_at).or(users::created_at
                 .eq(*created_at)
                 .and(users::id.lt(id.clone()))),
-        );
-    }
-    query
-        .order((users::created_at.desc(), users::id.desc()))
-        .limit(filter.limit)
-        .load(conn)
+        ),
+        Some(After::Email(email)) => query.filter(users::email.gt(email.clone())),
+        Some(After::LastLogin(Some(at), id)) => query.filter(
+            users::last_login_at
+                .lt(*at)
+                .or(users::last_login_at.eq(*at).and(users::id.lt(id.clone())))
+                .or(users::last_login_at.is_null()),
+        ),
+        Some(After::LastLogin(None, id)) => {
+            query.filter(users::last_login_at.is_null().and(users::id.lt(id.clone())))
+        }
+    };
+    query = match filter.sort {
+        UserSort::Newest => query.order((users::created_at.desc(), users::id.desc())),
+        UserSort::Email => query.order(users::email.asc()),
+        // SQLite sorts NULL lowest, so DESC puts "never signed in" last, as the
+        // keyset condition above expects; PostgreSQL will need NULLS LAST.
+        UserSort::LastLogin => query.order((users::last_login_at.desc(), users::id.desc())),
+    };
+    query.limit(filter.limit).load(conn)
 }
 
 /// Makes `%`, `_` and `\` in a search match themselves.
@@ -164,4 +212,18 @@ fn escape_like(input: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Users, admins and disabled users, for the dashboard.
+pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
+    let total = users::table.count().get_result(conn)?;
+    let admins = users::table
+        .filter(users::role.eq("admin"))
+        .count()
+        .get_result(conn)?;
+    let disabled = users::table
+        .filter(users::disabled.eq(true))
+        .count()
+        .get_result(conn)?;
+    Ok((total, admins, disabled))
 }

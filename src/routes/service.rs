@@ -15,10 +15,16 @@ pub async fn healthz() -> HttpResponse {
 
 /// 200 when the store answers, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.read(|conn| Ok(db::ping(conn)?)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    match state.read(|conn| Ok(db::ping(conn)?)).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
+        Err(err) => Err(ApiError::Unavailable(format!(
+            "readiness check failed: {err}"
+        ))),
+    }
 }
 
+#[utoipa::path(get, path = "/api/openapi.json", tag = "service", security(()),
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
 pub async fn openapi(doc: web::Data<serde_json::Value>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
 }

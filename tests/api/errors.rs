@@ -233,3 +233,119 @@ async fn no_odd_request_produces_a_server_error_or_leaks_internals() {
     }
     assert!(checked > 500, "{checked}");
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_gets_400_even_with_the_fields_in_order() {
+    let app = spawn_app().await;
+    let login = json!([ADMIN_EMAIL, ADMIN_PASSWORD]);
+    assert_problem(app.post("/api/user/login", None, &login).await, 400).await;
+    let registration = json!(["Arr", "Ay", "arr@example.com", PASSWORD]);
+    assert_problem(app.post("/api/user", None, &registration).await, 400).await;
+}
+
+#[tokio::test]
+async fn error_details_never_echo_the_values_sent_or_name_internal_types() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cases = [
+        (
+            "/api/user/login",
+            json!({ "email": "a@b.co", "password": ["hunter2hunter2"] }),
+        ),
+        (
+            "/api/user/login",
+            json!({ "email": "hunter2hunter2", "password": "x", "hunter3": true }),
+        ),
+        (
+            "/api/admin/keys/rotate",
+            json!({ "revoke_previous": "hunter2hunter2" }),
+        ),
+        (
+            "/api/user/refresh-token",
+            json!({ "refresh_token": { "hunter2hunter2": 1 } }),
+        ),
+    ];
+    for (path, body) in cases {
+        let response = app.post(path, Some(&admin.access_token), &body).await;
+        let problem = assert_problem(response, 400).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(!detail.contains("hunter2hunter2"), "{path}: {detail}");
+        for internal in ["struct", "Request", "RotateRequest", "LoginRequest"] {
+            assert!(!detail.contains(internal), "{path}: {detail}");
+        }
+    }
+    let text = app
+        .client
+        .post(app.url("/api/user/login"))
+        .header("content-type", "application/json")
+        .body("\"hunter2hunter2\"")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("hunter2") && !text.contains("struct"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_origin_gets_cors_headers_and_another_does_not() {
+    let app = spawn_app_with(&[(
+        "CORS_ALLOWED_ORIGINS",
+        "https://app.example.com, https://admin.example.com",
+    )])
+    .await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/user/login"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://admin.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
+    let stranger = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !stranger
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let refused = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/user/login"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+}

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     /// The settings this app was started with, for restarts.
     pub env: HashMap<String, String>,
+    /// The one-time `/admin/setup?token=…` path, while no admin exists.
+    pub setup_path: Option<String>,
     dir: Arc<tempfile::TempDir>,
 }
 
@@ -75,6 +77,7 @@ async fn start(
         .await
         .expect("app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let setup_path = app.setup_path();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -86,6 +89,7 @@ async fn start(
         clock,
         db_path,
         env,
+        setup_path,
         dir,
     }
 }

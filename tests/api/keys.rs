@@ -214,3 +214,18 @@ async fn a_rotation_is_audited() {
     assert_eq!(actor, admin.id);
     assert_eq!(target.as_deref(), key["kid"].as_str());
 }
+
+#[tokio::test]
+async fn parallel_rotations_leave_the_signing_key_the_one_the_store_calls_active() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let empty = json!({});
+    let rotations =
+        (0..8).map(|_| app.post("/api/admin/keys/rotate", Some(&admin.access_token), &empty));
+    for response in futures_util::future::join_all(rotations).await {
+        assert_eq!(response.status(), 201);
+    }
+    let fresh = app.admin().await;
+    let ring = keys(&app, &fresh.access_token).await;
+    assert_eq!(state_of(&ring, &kid_of(&fresh.access_token)), "active");
+}

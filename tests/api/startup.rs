@@ -181,3 +181,34 @@ async fn a_dot_env_file_is_read() {
         200
     );
 }
+
+#[test]
+fn a_variable_that_is_not_utf8_stops_the_start() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    for variable in ["SECRET_KEY", "REGISTRATION"] {
+        let value = std::ffi::OsStr::from_bytes(b"adm\xffin-and-more-bytes-to-reach-32-bytes!!");
+        let output = latchkey(dir.path(), &[("BIND_ADDRESS", "127.0.0.1:0")])
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(variable) && stderr.lines().count() == 1,
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_command_is_refused_instead_of_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = latchkey(dir.path(), &[("BIND_ADDRESS", "127.0.0.1:0")])
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown command"));
+    assert!(!dir.path().join("data").exists(), "nothing was started");
+}

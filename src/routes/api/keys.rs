@@ -82,6 +82,7 @@ pub async fn rotate_keys(
     revoke_previous: bool,
 ) -> Result<crate::db::models::SigningKeyRow, ApiError> {
     let now = state.now_naive();
+    let _ring = state.key_updates.lock().await;
     let (key, rows) = state
         .write(move |conn| {
             let key = keys::rotate(conn, revoke_previous, now)?;

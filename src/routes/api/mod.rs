@@ -29,6 +29,11 @@ impl Actor {
         Self { user: None }
     }
 
+    /// An actor already loaded (the console's signed-in admin).
+    pub fn from_row(user: UserRow) -> Self {
+        Self { user: Some(user) }
+    }
+
     /// Loads the caller's user; a deleted or disabled one is refused like a
     /// revoked token.
     pub async fn load(state: &AppState, caller: &Caller) -> Result<Self, ApiError> {

@@ -15,8 +15,9 @@ use utoipa::{Modify, OpenApi};
                        user management and the signing key ring.",
     ),
     paths(
-        users::create, users::list, users::me, users::get, users::replace, users::patch,
-        users::delete, passwords::change_own, passwords::set,
+        users::create, users::list, users::me, users::replace_me, users::patch_me, users::delete_me,
+        users::get, users::replace, users::patch, users::delete,
+        crate::routes::service::openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
         keys::list, keys::rotate,
     ),

@@ -1,12 +1,13 @@
 //! `PUT /api/user/me/password` and `PUT /api/user/{id}/password`.
 
+use super::body;
 use super::{Actor, TargetId};
 use crate::audit::{Event, Outcome};
 use crate::auth::extractor::Caller;
 use crate::auth::sessions::reason;
 use crate::auth::signin;
 use crate::client::ClientInfo;
-use crate::db::{sessions, users};
+use crate::db::{console_sessions, sessions, users};
 use crate::domain::{Password, PasswordPolicy};
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -48,7 +49,7 @@ pub async fn change_own(
     state: web::Data<AppState>,
     caller: Caller,
     client: ClientInfo,
-    body: web::Json<ChangePassword>,
+    body: body::Json<ChangePassword>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::load(&state, &caller).await?;
     let user = actor.row()?;
@@ -69,6 +70,7 @@ pub async fn change_own(
             let id = &verified.user.id;
             verified.settle(&throttle, conn)?;
             users::set_password_hash(conn, id, &hash, now)?;
+            console_sessions::delete_for_user(conn, id)?;
             revoked.extend(sessions::revoke_all_for_user(
                 conn,
                 id,
@@ -101,7 +103,7 @@ pub async fn set(
     caller: Caller,
     client: ClientInfo,
     id: TargetId,
-    body: web::Json<SetPassword>,
+    body: body::Json<SetPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::load(&state, &caller).await?;
     actor.require_admin()?;
@@ -127,6 +129,7 @@ pub async fn set_password(
         .write_revoking(move |conn, revoked| {
             let user = users::find(conn, &user_id)?.ok_or(ApiError::NotFound)?;
             users::set_password_hash(conn, &user.id, &hash, now)?;
+            console_sessions::delete_for_user(conn, &user.id)?;
             revoked.extend(sessions::revoke_all_for_user(
                 conn,
                 &user.id,

@@ -1,7 +1,7 @@
 //! Sign-in, refresh and sign-out: `/api/user/login`, `/refresh-token`,
 //! `/logout`, `/logout-all`.
 
-use super::body::OptionalJson;
+use super::body::{self, OptionalJson};
 use super::views::TokenResponse;
 use crate::audit::{Event, Outcome};
 use crate::auth::extractor::Caller;
@@ -73,7 +73,7 @@ fn token_response(
 pub async fn login(
     state: web::Data<AppState>,
     client: ClientInfo,
-    body: web::Json<LoginRequest>,
+    body: body::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let lifetimes = state.lifetimes;
     let now = state.now_naive();
@@ -100,7 +100,7 @@ pub async fn login(
 pub async fn refresh(
     state: web::Data<AppState>,
     client: ClientInfo,
-    body: web::Json<RefreshRequest>,
+    body: body::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = body.into_inner().refresh_token;
     let lifetimes = state.lifetimes;

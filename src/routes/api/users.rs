@@ -1,8 +1,8 @@
 //! `/api/user`: registration, profiles, listing and deletion.
 
-use super::body::present;
+use super::body::{self, present};
 use super::{
-    Actor, TargetId, is_well_formed_id,
+    Actor, TargetId,
     views::{UserPage, UserView},
 };
 use crate::audit::{Event, Outcome};
@@ -11,14 +11,13 @@ use crate::auth::sessions::reason;
 use crate::client::ClientInfo;
 use crate::config::Registration;
 use crate::db::models::{NewUserRow, UserChangeset, UserRow, search_text};
-use crate::db::{StoreError, sessions, users};
+use crate::db::users::{After, UserSort};
+use crate::db::{StoreError, console_sessions, sessions, users};
 use crate::domain::{NewUser, NewUserInput, Role, UserChanges};
 use crate::errors::{ApiError, Challenge};
+use crate::routes::cursor;
 use crate::state::AppState;
 use actix_web::{HttpResponse, http::header, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -139,7 +138,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: MaybeCaller,
     client: ClientInfo,
-    body: web::Json<CreateUser>,
+    body: body::Json<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let actor = match &caller.0 {
@@ -286,7 +285,7 @@ pub async fn replace(
     caller: Caller,
     client: ClientInfo,
     id: TargetId,
-    body: web::Json<ReplaceUser>,
+    body: body::Json<ReplaceUser>,
 ) -> Result<web::Json<UserView>, ApiError> {
     update(state, caller, client, id.0, body.into_inner().into()).await
 }
@@ -307,7 +306,7 @@ pub async fn patch(
     caller: Caller,
     client: ClientInfo,
     id: TargetId,
-    body: web::Json<PatchUser>,
+    body: body::Json<PatchUser>,
 ) -> Result<web::Json<UserView>, ApiError> {
     update(state, caller, client, id.0, body.into_inner()).await
 }
@@ -364,6 +363,7 @@ pub async fn apply_changes(
                 .map_err(email_conflict)?
                 .ok_or(ApiError::NotFound)?;
             if after.disabled && !before.disabled {
+                console_sessions::delete_for_user(conn, &id)?;
                 revoked.extend(sessions::revoke_all_for_user(
                     conn,
                     &id,
@@ -516,41 +516,22 @@ impl ListQuery {
                 ));
             }
         };
-        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
-        let q = self
-            .q
-            .map(|q| q.trim().to_owned())
-            .filter(|q| !q.is_empty());
+        let after = match self.cursor.as_deref() {
+            None => None,
+            Some(raw) => Some(cursor::decode(UserSort::Newest, raw).ok_or_else(|| {
+                ApiError::BadRequest("`cursor` is not one this server gave out".into())
+            })?),
+        };
+        let q = self.q.map(|q| search_terms(&q)).filter(|q| !q.is_empty());
         Ok(users::UserFilter {
             q,
             role,
             disabled,
+            sort: UserSort::Newest,
             after,
             limit,
         })
     }
-}
-
-/// A cursor names the last row of a page: its creation time and id.
-fn encode_cursor(user: &UserRow) -> String {
-    let micros = user.created_at.and_utc().timestamp_micros();
-    URL_SAFE_NO_PAD.encode(format!("{micros}:{}", user.id))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(chrono::NaiveDateTime, String), ApiError> {
-    let garbled = || ApiError::BadRequest("`cursor` is not one this server gave out".into());
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| garbled())?;
-    let raw = String::from_utf8(raw).map_err(|_| garbled())?;
-    let (micros, id) = raw.split_once(':').ok_or_else(garbled)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(garbled)?;
-    if !is_well_formed_id(id) {
-        return Err(garbled());
-    }
-    Ok((at.naive_utc(), id.to_owned()))
 }
 
 #[utoipa::path(get, path = "/api/user", tag = "users", security(("bearer" = [])), params(ListQuery),
@@ -575,7 +556,8 @@ pub async fn list(
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(encode_cursor)
+        rows.last()
+            .map(|row| cursor::encode(&After::of(UserSort::Newest, row)))
     } else {
         None
     };
@@ -583,4 +565,64 @@ pub async fn list(
         items: rows.iter().map(UserView::from).collect(),
         next_cursor,
     }))
+}
+
+/// A search as typed, trimmed, without control characters (a NUL would end
+/// SQLite's pattern early and match everything).
+pub fn search_terms(q: &str) -> String {
+    q.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+#[utoipa::path(put, path = "/api/user/me", tag = "users", security(("bearer" = [])), request_body = ReplaceUser,
+    responses(
+        (status = 200, description = "The caller, updated", body = UserView),
+        (status = 400, description = "Malformed body", body = crate::errors::Problem),
+        (status = 401, description = "No valid access token", body = crate::errors::Problem),
+        (status = 403, description = "`role`/`disabled` from a non-admin", body = crate::errors::Problem),
+        (status = 409, description = "Email taken, or the last admin", body = crate::errors::Problem),
+        (status = 422, description = "A field breaks a rule", body = crate::errors::Problem),
+    ))]
+pub async fn replace_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: ClientInfo,
+    body: body::Json<ReplaceUser>,
+) -> Result<web::Json<UserView>, ApiError> {
+    update(state, caller, client, "me".into(), body.into_inner().into()).await
+}
+
+#[utoipa::path(patch, path = "/api/user/me", tag = "users", security(("bearer" = [])), request_body = PatchUser,
+    responses(
+        (status = 200, description = "The caller, updated", body = UserView),
+        (status = 400, description = "Malformed body", body = crate::errors::Problem),
+        (status = 401, description = "No valid access token", body = crate::errors::Problem),
+        (status = 403, description = "`role`/`disabled` from a non-admin", body = crate::errors::Problem),
+        (status = 409, description = "Email taken, or the last admin", body = crate::errors::Problem),
+        (status = 422, description = "A field breaks a rule", body = crate::errors::Problem),
+    ))]
+pub async fn patch_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: ClientInfo,
+    body: body::Json<PatchUser>,
+) -> Result<web::Json<UserView>, ApiError> {
+    update(state, caller, client, "me".into(), body.into_inner()).await
+}
+
+#[utoipa::path(delete, path = "/api/user/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted; the caller's tokens stop working at once"),
+        (status = 401, description = "No valid access token", body = crate::errors::Problem),
+        (status = 409, description = "The last admin", body = crate::errors::Problem),
+    ))]
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: ClientInfo,
+) -> Result<HttpResponse, ApiError> {
+    delete(state, caller, client, TargetId("me".into())).await
 }

@@ -1,0 +1,91 @@
+//! Queries on `console_sessions`: the admin console's server-side sessions.
+
+use super::schema::console_sessions;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = console_sessions)]
+pub struct ConsoleSessionRow {
+    pub key_hash: String,
+    pub user_id: Option<String>,
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert(
+    conn: &mut SqliteConnection,
+    key_hash: &str,
+    user_id: Option<&str>,
+    state: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::insert_into(console_sessions::table)
+        .values((
+            console_sessions::key_hash.eq(key_hash),
+            console_sessions::user_id.eq(user_id),
+            console_sessions::state.eq(state),
+            console_sessions::created_at.eq(now),
+            console_sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+}
+
+/// A session that has not expired at `now`.
+pub fn find_live(
+    conn: &mut SqliteConnection,
+    key_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<ConsoleSessionRow>> {
+    console_sessions::table
+        .find(key_hash)
+        .filter(console_sessions::expires_at.gt(now))
+        .select(ConsoleSessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Replaces a session's state; returns whether the session still exists.
+pub fn update(
+    conn: &mut SqliteConnection,
+    key_hash: &str,
+    user_id: Option<&str>,
+    state: &str,
+    expires_at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(console_sessions::table.find(key_hash))
+        .set((
+            console_sessions::user_id.eq(user_id),
+            console_sessions::state.eq(state),
+            console_sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn extend(
+    conn: &mut SqliteConnection,
+    key_hash: &str,
+    expires_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(console_sessions::table.find(key_hash))
+        .set(console_sessions::expires_at.eq(expires_at))
+        .execute(conn)
+}
+
+pub fn delete(conn: &mut SqliteConnection, key_hash: &str) -> QueryResult<usize> {
+    diesel::delete(console_sessions::table.find(key_hash)).execute(conn)
+}
+
+/// Ends every console session of a user (disabled, password changed).
+pub fn delete_for_user(conn: &mut SqliteConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(console_sessions::table.filter(console_sessions::user_id.eq(user_id)))
+        .execute(conn)
+}
+
+pub fn sweep(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(console_sessions::table.filter(console_sessions::expires_at.le(now)))
+        .execute(conn)
+}

@@ -1,0 +1,85 @@
+//! `/admin/keys`: the key ring, with rotate and emergency rotate.
+
+use super::dashboard::describe_age;
+use super::{Chrome, ConsoleAdmin, PageError, redirect, render};
+use crate::routes::api::keys::{list_keys, rotate_keys};
+use crate::routes::api::views::rfc3339;
+use crate::state::AppState;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct KeyLine {
+    pub kid: String,
+    pub state: String,
+    pub created_at: String,
+    pub age: String,
+    pub retired_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/keys.html")]
+struct KeysPage {
+    chrome: Chrome,
+    keys: Vec<KeyLine>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+) -> Result<HttpResponse, PageError> {
+    let rows = list_keys(&state).await?;
+    let now = state.now_naive();
+    let keys = rows
+        .iter()
+        .map(|row| KeyLine {
+            kid: row.kid.clone(),
+            state: row.state.clone(),
+            created_at: rfc3339(row.created_at),
+            age: describe_age(now - row.created_at),
+            retired_at: row.retired_at.map(rfc3339).unwrap_or_default(),
+        })
+        .collect();
+    render(&KeysPage {
+        chrome: admin.chrome("keys")?,
+        keys,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    /// A checkbox: present when ticked.
+    revoke_previous: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn rotate(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    form: web::Form<RotateForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let revoke_previous = form.revoke_previous.is_some();
+    let key = rotate_keys(
+        &state,
+        admin.user.id.clone(),
+        admin.client(),
+        revoke_previous,
+    )
+    .await?;
+    let message = if revoke_previous {
+        format!(
+            "Emergency rotation done: {} signs now and every earlier access token has stopped working; \
+                 clients recover with one refresh.",
+            key.kid
+        )
+    } else {
+        format!(
+            "Rotated: {} signs new tokens; tokens already issued keep working until they expire.",
+            key.kid
+        )
+    };
+    admin.flash("ok", message)?;
+    Ok(redirect("/admin/keys"))
+}

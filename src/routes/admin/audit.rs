@@ -13,6 +13,8 @@ const PAGE_SIZE: i64 = 50;
 pub struct AuditLine {
     pub at: String,
     pub actor: String,
+    pub actor_short: String,
+    pub target_short: String,
     pub action: String,
     pub target: String,
     pub client_addr: String,
@@ -42,6 +44,15 @@ struct AuditPage {
     filters: String,
     next: Option<String>,
     first_page: bool,
+}
+
+/// The start of a long id (the whole one is in the link and its title).
+fn short_id(id: &str) -> String {
+    if id.chars().count() > 12 {
+        format!("{}…", id.chars().take(8).collect::<String>())
+    } else {
+        id.to_owned()
+    }
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -86,7 +97,12 @@ pub async fn list(
     let entries = rows
         .into_iter()
         .map(|row| AuditLine {
-            at: rfc3339(row.at),
+            at: rfc3339(row.at)
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_owned(),
+            actor_short: short_id(&row.actor),
+            target_short: row.target.as_deref().map(short_id).unwrap_or_default(),
             actor: row.actor,
             action: row.action,
             target: row.target.unwrap_or_default(),

@@ -1,0 +1,505 @@
+//! The admin console in a real headless Chromium, driven through
+//! chromedriver (WebDriver) by fantoccini, against the real binary started
+//! as a child process with its own store. The forms are filled and their
+//! buttons clicked as an operator would; screenshots of the main pages are
+//! written to docs/screenshots/.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/run` installs
+//! them). Without them these tests fail, loudly: they never skip.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN_PASSWORD: &str = "violet-harbor-engine-1987";
+const USER_PASSWORD: &str = "amber-falcon-ridge-2041";
+
+/// A child process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts latchkey on a fresh store and returns its address and the
+/// set-up link it printed.
+fn start_latchkey(dir: &Path) -> (Running, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDRESS", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the latchkey binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let mut setup = None;
+    let mut lines = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some(link) = line
+            .split_whitespace()
+            .find(|w| w.contains("/admin/setup?token="))
+        {
+            setup = Some(link.to_owned());
+        }
+        if let Some(address) = line.split("listening on ").nth(1) {
+            let setup = setup.unwrap_or_else(|| panic!("no set-up link in {lines:?}"));
+            return (running, address.trim().to_owned(), setup);
+        }
+        lines.push(line);
+    }
+    panic!("latchkey stopped before listening: {lines:?}");
+}
+
+/// Starts chromedriver and a headless Chromium session.
+async fn start_browser(profile: &Path) -> (Running, Client) {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver; bash .ci/run does it)");
+    let driver = Running(driver);
+    let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("cannot start a Chromium session: {err}"),
+        }
+    }
+}
+
+/// The console as the browser sees it.
+struct Browser {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    /// Clicks and waits for the next page (the old page's root goes stale).
+    async fn click(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+        self.await_new_page(old, css).await;
+    }
+
+    async fn await_new_page(&self, old: fantoccini::elements::Element, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "no new page after {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+    }
+
+    async fn main_text(&self) -> String {
+        self.client
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::create_dir_all(&self.shots).unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn api(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn api_login(base: &str, email: &str, password: &str) -> Value {
+    let response = api(
+        base,
+        reqwest::Method::POST,
+        "/api/user/login",
+        None,
+        Some(json!({ "email": email, "password": password })),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "API sign-in of {email}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_runs_the_whole_console_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base, setup_link) = start_latchkey(dir.path());
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let b = Browser {
+        client,
+        base: base.clone(),
+        shots,
+    };
+
+    // A user who signed up through the API, with two sessions.
+    let user_email = "grace.hopper@example.com";
+    let registered = api(&base, reqwest::Method::POST, "/api/user", None, Some(json!({
+        "first_name": "Grace", "last_name": "Hopper", "email": user_email, "password": USER_PASSWORD
+    })))
+    .await;
+    assert_eq!(registered.status(), 201);
+    let phone = api_login(&base, user_email, USER_PASSWORD).await;
+    let laptop = api_login(&base, user_email, USER_PASSWORD).await;
+
+    // Set-up: the link from the log creates the first admin.
+    b.client.goto(&setup_link).await.unwrap();
+    assert!(b.main_text().await.contains("Create the first admin"));
+    b.fill("#first_name", "Ada").await;
+    b.fill("#last_name", "Lovelace").await;
+    b.fill("#email", "ada@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/setup'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/admin");
+    assert!(b.main_text().await.contains("Welcome"));
+    b.client.goto(&setup_link).await.unwrap();
+    assert!(
+        b.main_text().await.contains("not valid"),
+        "the link worked once"
+    );
+
+    // Sign out, then a wrong password, then the right one.
+    b.open("/admin").await;
+    b.click("form.signout button").await;
+    assert_eq!(b.path().await, "/admin/login");
+    b.screenshot("login").await;
+    b.fill("#email", "ada@example.com").await;
+    b.fill("#password", "not-my-password").await;
+    b.click("form[action='/admin/login'] button[type=submit]")
+        .await;
+    let refused = b.main_text().await;
+    assert!(
+        refused.contains("The email or password is wrong."),
+        "{refused}"
+    );
+    let kept = b
+        .client
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("ada@example.com"),
+        "the email stays in the form"
+    );
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/login'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/admin");
+    let dashboard = b.main_text().await;
+    assert!(
+        dashboard.contains("users") && dashboard.contains("active sessions"),
+        "{dashboard}"
+    );
+    b.screenshot("dashboard").await;
+
+    // Create a user, with a refused attempt first (the input is kept).
+    b.open("/admin/users/new").await;
+    b.fill("#first_name", "Katherine").await;
+    b.fill("#last_name", "Johnson").await;
+    b.fill("#email", "katherine@example.com").await;
+    b.fill("#password", "password").await;
+    b.click("form[action='/admin/users/new'] button[type=submit]")
+        .await;
+    assert!(b.main_text().await.contains("too easy to guess"));
+    let kept = b
+        .client
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("katherine@example.com"));
+    b.fill("#password", "north-orbit-capsule-1962").await;
+    b.click("form[action='/admin/users/new'] button[type=submit]")
+        .await;
+    assert!(
+        b.main_text()
+            .await
+            .contains("Created katherine@example.com.")
+    );
+
+    // Find Grace by search, open her page.
+    b.open("/admin/users").await;
+    b.fill("#q", "HOPPER").await;
+    b.click("form.filters button[type=submit]").await;
+    let found = b.main_text().await;
+    assert!(
+        found.contains(user_email) && !found.contains("katherine@example.com"),
+        "{found}"
+    );
+    b.open("/admin/users").await;
+    b.screenshot("users").await;
+    b.open("/admin/users").await;
+    b.fill("#q", "grace").await;
+    b.click("form.filters button[type=submit]").await;
+    b.click("table a").await;
+    assert!(b.path().await.starts_with("/admin/users/"));
+    let user_page = b.path().await;
+    let sessions = b
+        .client
+        .find_all(Locator::Css("form[action$='/revoke'] button"))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 2, "both API sessions are listed");
+    b.screenshot("user").await;
+
+    // Edit her name.
+    b.fill("#first_name", "Rear Admiral Grace").await;
+    b.click(&format!("form[action='{user_page}'] button[type=submit]"))
+        .await;
+    assert!(b.main_text().await.contains("Saved"));
+    assert_eq!(
+        b.client
+            .find(Locator::Css("h1"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Rear Admiral Grace Hopper"
+    );
+
+    // Revoke one session: that token stops working, the other does not.
+    b.click("form[action$='/revoke'] button").await;
+    assert!(b.main_text().await.contains("The session has ended."));
+    let me = |token: &Value| {
+        let token = token["access_token"].as_str().unwrap().to_owned();
+        let base = base.clone();
+        async move {
+            api(
+                &base,
+                reqwest::Method::GET,
+                "/api/user/me",
+                Some(&token),
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    let statuses = [me(&phone).await, me(&laptop).await];
+    assert!(
+        statuses.contains(&401) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+
+    // Set a new password: every session ends, the new password works.
+    b.fill("#new_password", "copper-violin-meadow-88").await;
+    b.click(&format!("form[action='{user_page}/password'] button"))
+        .await;
+    assert!(b.main_text().await.contains("New password set"));
+    assert_eq!([me(&phone).await, me(&laptop).await], [401, 401]);
+    let fresh = api_login(&base, user_email, "copper-violin-meadow-88").await;
+    assert_eq!(me(&fresh).await, 200);
+
+    // Disable her: her token stops working at once.
+    b.client
+        .find(Locator::Css("#disabled"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.click(&format!("form[action='{user_page}'] button[type=submit]"))
+        .await;
+    assert!(b.main_text().await.contains("Saved"));
+    assert_eq!(me(&fresh).await, 401);
+
+    // Rotate the key.
+    b.open("/admin/keys").await;
+    b.click("form[action='/admin/keys/rotate'] button").await;
+    let keys = b.main_text().await;
+    assert!(
+        keys.contains("Rotated") && keys.contains("previous") && keys.contains("active"),
+        "{keys}"
+    );
+    b.screenshot("keys").await;
+
+    // The audit log holds what was done.
+    b.open("/admin/audit").await;
+    let audit = b.main_text().await;
+    for action in [
+        "setup",
+        "login",
+        "user.create",
+        "user.update",
+        "session.revoke",
+        "user.password_set",
+        "key.rotate",
+    ] {
+        assert!(audit.contains(action), "{action} in the audit log");
+    }
+    b.fill("#action", "key.rotate").await;
+    b.click("form.filters button[type=submit]").await;
+    let filtered = b.main_text().await;
+    assert!(
+        filtered.contains("key.rotate") && !filtered.contains("user.create"),
+        "{filtered}"
+    );
+    b.open("/admin/audit").await;
+    b.screenshot("audit").await;
+
+    // A phone-sized window still shows the whole table and navigation.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.open("/admin").await;
+    b.screenshot("dashboard-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    // Delete Katherine after the confirmation step.
+    b.open("/admin/users?q=katherine").await;
+    b.click("table a").await;
+    b.click("a.button.danger").await;
+    assert!(b.main_text().await.contains("cannot be undone"));
+    b.click("form[action$='/delete'] button").await;
+    assert!(
+        b.main_text()
+            .await
+            .contains("Deleted katherine@example.com.")
+    );
+
+    // Sign out: the console asks to sign in again.
+    b.click("form.signout button").await;
+    b.open("/admin/users").await;
+    assert_eq!(b.path().await, "/admin/login");
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn keyboard_alone_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base, setup_link) = start_latchkey(dir.path());
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let b = Browser {
+        client,
+        base,
+        shots: dir.path().join("shots"),
+    };
+    b.client.goto(&setup_link).await.unwrap();
+    b.fill("#first_name", "Key").await;
+    b.fill("#last_name", "Board").await;
+    b.fill("#email", "keys@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/setup'] button[type=submit]")
+        .await;
+    b.click("form.signout button").await;
+    // The email field has focus on the sign-in page; Tab moves on, Enter sends.
+    let focused = b.client.active_element().await.unwrap();
+    focused.send_keys("keys@example.com\u{E004}").await.unwrap();
+    let password = b.client.active_element().await.unwrap();
+    assert_eq!(
+        password.attr("id").await.unwrap().as_deref(),
+        Some("password")
+    );
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    password
+        .send_keys(&format!("{ADMIN_PASSWORD}\u{E007}"))
+        .await
+        .unwrap();
+    b.await_new_page(old, "Enter").await;
+    assert_eq!(b.path().await, "/admin");
+    b.client.close().await.unwrap();
+}

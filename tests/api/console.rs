@@ -563,3 +563,71 @@ async fn console_actions_are_written_to_the_audit_log() {
     }
     assert!(audit.contains("Renamed"), "the change's detail is shown");
 }
+
+fn rows(html: &str) -> usize {
+    html.split("<tbody>").nth(1).map_or(0, |body| {
+        body.split("</tbody>")
+            .next()
+            .unwrap()
+            .matches("<tr>")
+            .count()
+    })
+}
+
+fn next_link(html: &str, marker: &str) -> Option<String> {
+    let end = html.find(marker)?;
+    let start = html[..end].rfind("href=\"")? + 6;
+    Some(
+        html[start..html[start..].find('"').unwrap() + start]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&"),
+    )
+}
+
+#[tokio::test]
+async fn the_user_table_sorts_and_pages_and_the_audit_log_pages_too() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let creations = (0..54).map(|n| {
+        let body = json!({ "first_name": format!("P{n:02}"), "last_name": "Pager", "email": format!("pager{n:02}@example.com"),
+                           "password": PASSWORD });
+        let (app, token) = (&app, admin.access_token.clone());
+        async move { app.post("/api/user", Some(&token), &body).await.status() }
+    });
+    for status in futures_util::future::join_all(creations).await {
+        assert_eq!(status, 201);
+    }
+    let console = Console::signed_in_admin(&app).await;
+    let first = console.page("/admin/users?q=pager&sort=email").await;
+    assert_eq!(rows(&first), 50);
+    let a = first.find("pager00@example.com").unwrap();
+    let b = first.find("pager01@example.com").unwrap();
+    assert!(a < b, "sorted by email");
+    assert!(!first.contains("pager50@example.com"));
+    let next = next_link(&first, ">Next page<").expect("a next page");
+    let second = console.page(&next).await;
+    assert_eq!(rows(&second), 4);
+    assert!(second.contains("pager53@example.com") && !second.contains("pager00@example.com"));
+    assert!(next_link(&second, ">Next page<").is_none());
+    let by_login = console.page("/admin/users?sort=last_login").await;
+    let admin_row = by_login.find(ADMIN_EMAIL).unwrap();
+    assert!(
+        admin_row < by_login.find("pager00@example.com").unwrap(),
+        "signed-in users before never-signed-in"
+    );
+    assert_eq!(
+        console.get("/admin/users?sort=sideways").await.status(),
+        400
+    );
+    assert_eq!(
+        console.get("/admin/users?cursor=garbled").await.status(),
+        400
+    );
+    let audit = console.page("/admin/audit?action=user.create").await;
+    assert_eq!(rows(&audit), 50);
+    let older = console
+        .page(&next_link(&audit, ">Older entries<").expect("older entries"))
+        .await;
+    assert_eq!(rows(&older), 5, "54 creations and the ADMIN_EMAIL admin's");
+    assert_eq!(console.get("/admin/audit?before=x").await.status(), 400);
+}

@@ -39,6 +39,8 @@ pub struct Settings {
     pub login_max_failures_per_address: u32,
     pub login_window: Duration,
     pub cors_allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `None` means "decide from the bind address" (off on loopback).
     pub cookie_secure: Option<bool>,
     pub shutdown_grace: Duration,
@@ -86,6 +88,7 @@ pub const VARIABLES: &[&str] = &[
     "LOGIN_MAX_FAILURES_PER_ADDRESS",
     "LOGIN_WINDOW",
     "CORS_ALLOWED_ORIGINS",
+    "TRUSTED_PROXIES",
     "COOKIE_SECURE",
     "SHUTDOWN_GRACE",
     "CONSOLE_IDLE_TIMEOUT",
@@ -142,6 +145,11 @@ impl Settings {
             login_max_failures: env.count("LOGIN_MAX_FAILURES", 5)?,
             login_max_failures_per_address: env.count("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
             login_window: env.seconds("LOGIN_WINDOW", 900, Positive::Yes)?,
+            trusted_proxies: env
+                .string("TRUSTED_PROXIES")
+                .map(|list| trusted_proxies(&list))
+                .transpose()?
+                .unwrap_or_default(),
             cors_allowed_origins: env
                 .string("CORS_ALLOWED_ORIGINS")
                 .map(|list| cors_origins(&list))
@@ -326,6 +334,26 @@ fn secret_key(value: Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
     }
 }
 
+/// IP addresses or CIDR ranges, comma-separated.
+fn trusted_proxies(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "TRUSTED_PROXIES",
+                        entry,
+                        "IP addresses or CIDR ranges like 10.0.0.0/8",
+                    )
+                })
+        })
+        .collect()
+}
+
 fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
     list.split(',')
         .map(str::trim)
@@ -472,5 +500,17 @@ mod tests {
             );
         }
         assert!(parse(&[("BIND_ADDRESS", "[::1]:0")]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let s = parse(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+        assert_eq!(
+            parse(&[("TRUSTED_PROXIES", "proxy.local")])
+                .unwrap_err()
+                .variable,
+            "TRUSTED_PROXIES"
+        );
     }
 }

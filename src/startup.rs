@@ -460,7 +460,8 @@ fn security_headers() -> DefaultHeaders {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A request id for the client's and the log's benefit: the client's own
+/// A request id for the client's and the log's benefit (and HSTS when a
+/// trusted proxy says the request came over TLS): the client's own
 /// when it is well-formed (1–128 of `A-Z a-z 0-9 . _ -`), else a new one.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -491,11 +492,18 @@ where
         .filter(|v| well_formed_request_id(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let tls = crate::client::came_over_tls(req.request());
     let response = srv.call(req);
     async move {
         let mut response = response.await?;
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID.clone(), value);
+        }
+        if tls {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
         }
         Ok(response)
     }

@@ -101,3 +101,35 @@ async fn the_openapi_document_describes_every_api_route_and_the_bearer_scheme() 
     assert!(login["requestBody"]["content"]["application/json"].is_object());
     assert!(doc["components"]["schemas"]["UserView"]["properties"]["email"].is_object());
 }
+
+#[tokio::test]
+async fn hsts_is_sent_only_when_a_trusted_proxy_says_the_request_came_over_tls() {
+    let direct = spawn_app().await;
+    let spoofed = direct
+        .client
+        .get(direct.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(!spoofed.headers().contains_key("strict-transport-security"));
+    let proxied = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let over_tls = proxied
+        .client
+        .get(proxied.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        over_tls.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let plain = proxied
+        .client
+        .get(proxied.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!plain.headers().contains_key("strict-transport-security"));
+}

@@ -227,3 +227,69 @@ async fn throttling_is_audited() {
         "five failures and the sign-in of new_user"
     );
 }
+
+async fn login_from(app: &TestApp, forwarded_for: &str, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/user/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": email, "password": WRONG }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    let app = spawn_app().await;
+    for n in 0..20 {
+        assert_eq!(
+            login_from(&app, &format!("198.51.100.{n}"), &unique_email())
+                .await
+                .status(),
+            401
+        );
+    }
+    let refused = login_from(&app, "198.51.100.77", &unique_email()).await;
+    assert_eq!(
+        refused.status(),
+        429,
+        "a made-up X-Forwarded-For does not dodge the per-address limit"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_is_counted_on_its_own() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    for _ in 0..20 {
+        assert_eq!(
+            login_from(&app, "203.0.113.1", &unique_email())
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&app, "203.0.113.1", &unique_email())
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        login_from(&app, "203.0.113.2", &unique_email())
+            .await
+            .status(),
+        401,
+        "another client is not locked out"
+    );
+    use diesel::prelude::*;
+    use latchkey::db::schema::audit_log;
+    let addrs: Vec<Option<String>> = audit_log::table
+        .filter(audit_log::action.eq("login"))
+        .select(audit_log::client_addr)
+        .load(&mut app.store())
+        .unwrap();
+    assert!(
+        addrs.iter().any(|a| a.as_deref() == Some("203.0.113.2")),
+        "{addrs:?}"
+    );
+}

@@ -404,3 +404,34 @@ async fn a_real_token_with_a_tampered_payload_is_refused() {
     assert_401(keys, Some(INVALID), "role admin on an admin endpoint").await;
     assert_accepted(&app, &user.access_token, &user, "the untampered token").await;
 }
+
+/// The most common JWT signing secrets (from the wordlists of jwt_tool and
+/// hashcat's JWT mode): a server that guessed none of them verifies none.
+const COMMON_SECRETS: &[&str] = &[
+    "secret", "password", "123456", "12345678", "1234567890", "qwerty", "your-256-bit-secret",
+    "your-secret-key", "your_jwt_secret", "secretkey", "secret_key", "secret-key", "jwt", "jwtsecret",
+    "jwt_secret", "jwt-secret", "jwtkey", "key", "changeme", "change_me", "changeit", "admin", "test",
+    "testing", "default", "supersecret", "super-secret", "super_secret", "mysecret", "my_secret",
+    "my-secret", "mysecretkey", "my_secret_key", "shhhhh", "shhhhhared-secret", "secret123", "secret1234",
+    "Secret", "SECRET", "s3cr3t", "pass", "passw0rd", "Password1", "hello", "helloworld", "hello-world",
+    "abc123", "letmein", "welcome", "token", "tokensecret", "token_secret", "access", "access_token",
+    "accesstoken", "auth", "authsecret", "auth-secret", "api", "apikey", "api_key", "api-secret", "app",
+    "appsecret", "app_secret", "application", "server", "serversecret", "private", "privatekey",
+    "private_key", "public", "node", "nodejs", "express", "django-insecure", "flask", "laravel", "rails",
+    "spring", "java", "python", "golang", "rust", "HS256", "hs256", "signing", "signingkey", "signing-key",
+    "sign", "key123", "keyboard cat", "0123456789", "00000000", "11111111", "aaaaaaaa", "root", "toor",
+    "guest", "user", "demo", "sample", "example", "dev", "development", "production", "staging",
+    "latchkey", "", "null", "undefined", "none",
+];
+
+#[tokio::test]
+async fn a_token_signed_with_any_of_the_hundred_most_common_secrets_is_refused() {
+    assert!(COMMON_SECRETS.len() >= 100);
+    // A server with nothing configured: its key is generated.
+    let app = spawn_app_with(&[("SECRET_KEY", "")]).await;
+    let (forger, _) = forger(&app).await;
+    for secret in COMMON_SECRETS {
+        let token = signed(&forger.header(), &forger.claims(), secret.as_bytes(), HS256);
+        assert_refused(&app, &token, &format!("signed with {secret:?}")).await;
+    }
+}

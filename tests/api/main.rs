@@ -6,6 +6,7 @@ mod errors;
 mod forged_tokens;
 mod helpers;
 mod keys;
+mod logs;
 mod readme;
 mod revocation;
 mod service;

@@ -90,3 +90,18 @@ mod tests {
         assert_eq!(bearer_token(b"Bearer \xff"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::bearer_token;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_header_bytes_are_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(token) = bearer_token(&bytes) {
+                prop_assert!(!token.is_empty() && !token.contains(' '));
+            }
+        }
+    }
+}

@@ -220,3 +220,53 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::auth::keys::KeyRing;
+    use crate::config::Settings;
+    use crate::db::models::SigningKeyRow;
+    use proptest::prelude::*;
+
+    fn service() -> (TokenService, KeyRing, RevocationSet) {
+        let settings = Settings::from_lookup(|_| None).unwrap();
+        let row = SigningKeyRow {
+            kid: "k1".into(),
+            secret: vec![7; 32],
+            state: "active".into(),
+            created_at: Utc::now().naive_utc(),
+            deactivated_at: None,
+            retired_at: None,
+        };
+        let keys = KeyRing::new(&[row], chrono::TimeDelta::seconds(300)).unwrap();
+        (
+            TokenService::new(&settings),
+            keys,
+            RevocationSet::new(chrono::TimeDelta::seconds(300)),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn verifying_any_text_never_panics_and_never_accepts(token in "\\PC{0,400}|[A-Za-z0-9_\\-]{0,60}\\.[A-Za-z0-9_\\-]{0,200}\\.[A-Za-z0-9_\\-]{0,60}") {
+            let (service, keys, revocations) = service();
+            prop_assert!(service.verify(&token, &keys, &revocations, Utc::now()).is_err());
+        }
+
+        #[test]
+        fn an_issued_token_verifies_and_any_change_to_it_does_not(position in 0usize..400, byte in any::<u8>()) {
+            let (service, keys, revocations) = service();
+            let now = Utc::now();
+            let issued = service.issue(&keys, "u", "s", Role::User, now + chrono::TimeDelta::hours(1), now).unwrap();
+            prop_assert!(service.verify(&issued.token, &keys, &revocations, now).is_ok());
+            let mut bytes = issued.token.into_bytes();
+            let at = position % bytes.len();
+            prop_assume!(bytes[at] != byte);
+            bytes[at] = byte;
+            if let Ok(changed) = String::from_utf8(bytes) {
+                prop_assert!(service.verify(&changed, &keys, &revocations, now).is_err());
+            }
+        }
+    }
+}

@@ -71,3 +71,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoding_any_text_never_panics(cursor in "\\PC{0,200}") {
+            for sort in [UserSort::Newest, UserSort::Email, UserSort::LastLogin] {
+                let _ = decode(sort, &cursor);
+            }
+        }
+
+        #[test]
+        fn decoding_any_bytes_behind_base64_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let cursor = URL_SAFE_NO_PAD.encode(bytes);
+            for sort in [UserSort::Newest, UserSort::Email, UserSort::LastLogin] {
+                let _ = decode(sort, &cursor);
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod forged_tokens;
 mod helpers;
 mod keys;
 mod logs;
+mod properties;
 mod readme;
 mod revocation;
 mod service;

@@ -2,6 +2,7 @@
 //! each test with its own SQLite file.
 
 mod console;
+mod crash;
 mod errors;
 mod forged_tokens;
 mod helpers;

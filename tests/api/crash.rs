@@ -1,0 +1,291 @@
+//! Crash safety and load: what was answered with a 2xx survives SIGKILL,
+//! and a soak of mixed traffic at high concurrency never gets a 5xx other
+//! than a 503 with `Retry-After`, nor hangs.
+
+use crate::helpers::*;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Starts the binary on `db` and returns it with its address.
+fn start(db: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .env_clear()
+        .env("BIND_ADDRESS", "127.0.0.1:0")
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("the server listens").unwrap();
+        if let Some(address) = line.split("listening on ").nth(1) {
+            let address = address.trim().to_owned();
+            // Keep draining the log so the server never blocks on it.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, address);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Handed {
+    registered: Vec<String>,
+    /// The newest refresh token of each chain, as last handed out.
+    newest: Vec<String>,
+    all_refresh: Vec<String>,
+}
+
+#[tokio::test]
+async fn everything_answered_2xx_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let (mut child, base) = start(&db);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let handed = Arc::new(Mutex::new(Handed::default()));
+    let stop_at = Instant::now() + Duration::from_millis(2500);
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let (client, base, handed) = (client.clone(), base.clone(), handed.clone());
+        workers.push(tokio::spawn(async move {
+            let email = format!("crash{worker}@example.com");
+            let body = json!({ "first_name": "C", "last_name": "K", "email": email, "password": PASSWORD });
+            let Ok(created) = client.post(format!("{base}/api/user")).json(&body).send().await else { return };
+            if created.status() != 201 {
+                return;
+            }
+            handed.lock().unwrap().registered.push(email.clone());
+            let login = client.post(format!("{base}/api/user/login")).json(&json!({ "email": email, "password": PASSWORD }));
+            let Ok(login) = login.send().await else { return };
+            let Ok(tokens) = login.json::<Value>().await else { return };
+            let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+            let slot = {
+                let mut handed = handed.lock().unwrap();
+                handed.all_refresh.push(refresh.clone());
+                handed.newest.push(refresh.clone());
+                handed.newest.len() - 1
+            };
+            let mut n = 0;
+            loop {
+                // Some workers register more users as they go.
+                if worker % 2 == 0 && n % 20 == 0 {
+                    let email = format!("crash{worker}-{n}@example.com");
+                    let body = json!({ "first_name": "C", "last_name": "K", "email": email, "password": PASSWORD });
+                    if let Ok(r) = client.post(format!("{base}/api/user")).json(&body).send().await
+                        && r.status() == 201
+                    {
+                        handed.lock().unwrap().registered.push(email);
+                    }
+                }
+                n += 1;
+                let sent = client.post(format!("{base}/api/user/refresh-token")).json(&json!({ "refresh_token": refresh }));
+                let Ok(response) = sent.send().await else { return };
+                if response.status() != 200 {
+                    return;
+                }
+                let Ok(body) = response.json::<Value>().await else { return };
+                refresh = body["refresh_token"].as_str().unwrap().to_owned();
+                let mut handed = handed.lock().unwrap();
+                handed.all_refresh.push(refresh.clone());
+                handed.newest[slot] = refresh.clone();
+            }
+        }));
+    }
+    while Instant::now() < stop_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, mid-stream
+    child.wait().unwrap();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let handed = std::mem::take(&mut *handed.lock().unwrap());
+    assert!(
+        handed.registered.len() >= 8 && handed.all_refresh.len() > 50,
+        "traffic flowed before the kill"
+    );
+
+    let (mut restarted, base) = start(&db);
+    let mut store = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut store)
+        .unwrap();
+    assert_eq!(
+        check
+            .iter()
+            .map(|c| c.integrity_check.as_str())
+            .collect::<Vec<_>>(),
+        ["ok"]
+    );
+    use latchkey::db::schema::{refresh_tokens, users};
+    let stored: HashSet<String> = users::table
+        .select(users::email)
+        .load(&mut store)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for email in &handed.registered {
+        assert!(
+            stored.contains(email),
+            "{email} got a 201 and must be there"
+        );
+    }
+    let hashes: HashSet<String> = refresh_tokens::table
+        .select(refresh_tokens::token_hash)
+        .load(&mut store)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for token in &handed.all_refresh {
+        assert!(
+            hashes.contains(&latchkey::auth::sessions::hash_refresh_token(token)),
+            "a handed-out refresh token was lost"
+        );
+    }
+    for token in &handed.newest {
+        let response = client
+            .post(format!("{base}/api/user/refresh-token"))
+            .json(&json!({ "refresh_token": token }))
+            .send();
+        assert_eq!(
+            response.await.unwrap().status(),
+            200,
+            "the newest refresh token of each chain still refreshes"
+        );
+    }
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_soak_of_mixed_traffic_gets_no_server_error_and_no_hang() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(45);
+    // A small pool and hasher queue, so exhaustion is part of the soak.
+    let app = Arc::new(
+        spawn_app_with(&[
+            ("DATABASE_POOL_SIZE", "2"),
+            ("HASHER_THREADS", "1"),
+            ("HASHER_QUEUE", "4"),
+            ("LOGIN_MAX_FAILURES", "1000000"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000"),
+        ])
+        .await,
+    );
+    let admin = app.admin().await;
+    let mut users = Vec::new();
+    for _ in 0..8 {
+        users.push(app.new_user().await);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let outcomes = Arc::new(Mutex::new(Vec::<(u16, bool, String)>::new()));
+    let mut refresh_seeds = Vec::new();
+    for user in &users {
+        refresh_seeds.push(app.sign_in(&user.email, PASSWORD).await.refresh_token);
+    }
+    let mut workers = Vec::new();
+    for worker in 0..64usize {
+        let (app, client, outcomes) = (app.clone(), client.clone(), outcomes.clone());
+        let user = users[worker % users.len()].clone();
+        let admin_token = admin.access_token.clone();
+        let mut refresh = (worker % 8 == 0).then(|| refresh_seeds[worker / 8].clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while Instant::now() < deadline {
+                n += 1;
+                let (what, request) = match (worker + n) % 8 {
+                    0 => ("healthz", client.get(app.url("/healthz"))),
+                    1 | 2 => ("me", client.get(app.url("/api/user/me")).bearer_auth(&user.access_token)),
+                    3 => ("list", client.get(app.url("/api/user?limit=20")).bearer_auth(&admin_token)),
+                    4 => ("login", client.post(app.url("/api/user/login")).json(&json!({ "email": user.email, "password": PASSWORD }))),
+                    5 => ("wrong", client.post(app.url("/api/user/login")).json(&json!({ "email": user.email, "password": "nope" }))),
+                    6 => ("register", client.post(app.url("/api/user")).json(&json!({
+                        "first_name": "S", "last_name": "K", "email": unique_email(), "password": PASSWORD }))),
+                    _ => match &refresh {
+                        Some(token) => ("refresh", client.post(app.url("/api/user/refresh-token")).json(&json!({ "refresh_token": token }))),
+                        None => ("readyz", client.get(app.url("/readyz"))),
+                    },
+                };
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let retry_after = response.headers().contains_key("retry-after");
+                        if what == "refresh" && status == 200 {
+                            let body: Value = response.json().await.unwrap();
+                            refresh = body["refresh_token"].as_str().map(str::to_owned);
+                        }
+                        outcomes.lock().unwrap().push((status, retry_after, what.into()));
+                    }
+                    Err(err) => outcomes.lock().unwrap().push((0, false, format!("{what}: {err}"))),
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let outcomes = outcomes.lock().unwrap();
+    let mut by_status = std::collections::BTreeMap::new();
+    outcomes
+        .iter()
+        .for_each(|(status, _, _)| *by_status.entry(*status).or_insert(0) += 1);
+    eprintln!(
+        "soak: {} requests in {seconds} s, by status {by_status:?}",
+        outcomes.len()
+    );
+    assert!(outcomes.len() > 1000, "traffic flowed: {}", outcomes.len());
+    let hangs: Vec<_> = outcomes
+        .iter()
+        .filter(|(status, _, _)| *status == 0)
+        .collect();
+    assert!(
+        hangs.is_empty(),
+        "requests that hung or failed: {:?}",
+        &hangs[..hangs.len().min(5)]
+    );
+    let errors: Vec<_> = outcomes
+        .iter()
+        .filter(|(status, _, _)| *status >= 500 && *status != 503)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "server errors: {:?}",
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|(status, _, _)| *status == 503)
+            .all(|(_, retry_after, _)| *retry_after)
+    );
+    let ok = outcomes
+        .iter()
+        .filter(|(status, _, _)| (200..300).contains(status))
+        .count();
+    assert!(
+        ok * 2 > outcomes.len(),
+        "most requests succeeded: {ok} of {}",
+        outcomes.len()
+    );
+}

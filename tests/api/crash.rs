@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Starts the binary on `db` and returns it with its address.
+/// Starts the binary on `db` and returns it with its address; the caller
+/// kills it and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(db: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .env_clear()

@@ -4,7 +4,12 @@
 use super::{keys, passwords, tokens, users, views};
 use crate::domain::Role;
 use crate::errors::Problem;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -27,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         tokens::LoginRequest, tokens::RefreshRequest,
         passwords::ChangePassword, passwords::SetPassword, keys::RotateRequest,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &ProblemResponses),
     tags(
         (name = "users", description = "Registration and user management"),
         (name = "tokens", description = "Sign-in, refresh and sign-out"),
@@ -53,5 +58,77 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every error is `application/problem+json`; every operation can answer
+/// 503 when the store is busy; every operation with a body can answer 413
+/// and 415 (actix-web's own refusals, rendered as problems).
+struct ProblemResponses;
+
+fn problem(description: &str, retry_after: bool) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM, content);
+    if retry_after {
+        let header = HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+            ))
+            .description(Some("Seconds to wait"))
+            .build();
+        response = response.header("Retry-After", header);
+    }
+    RefOr::T(response.build())
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn add_error_responses(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) =
+            (status.starts_with('4') || status.starts_with('5'), response)
+        {
+            if let Some(content) = response.content.shift_remove("application/json") {
+                response.content.insert(PROBLEM.into(), content);
+            }
+        }
+    }
+    if operation.request_body.is_some() {
+        responses
+            .entry("400".into())
+            .or_insert_with(|| problem("Malformed body", false));
+        responses
+            .entry("413".into())
+            .or_insert_with(|| problem("The body is over 64 KiB", false));
+        responses
+            .entry("415".into())
+            .or_insert_with(|| problem("The body is not declared application/json", false));
+    }
+    responses
+        .entry("503".into())
+        .or_insert_with(|| problem("The store or the password hasher is busy", true));
+}
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_error_responses(operation);
+            }
+        }
     }
 }

@@ -19,12 +19,14 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

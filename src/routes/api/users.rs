@@ -26,10 +26,14 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters, not a common or guessable password.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Admins only.
     #[serde(default, deserialize_with = "present")]
@@ -45,8 +49,11 @@ pub struct CreateUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceUser {
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Role>, nullable = false)]
@@ -61,13 +68,13 @@ pub struct ReplaceUser {
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
     pub first_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
     pub last_name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, format = Email, max_length = 254)]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Role>, nullable = false)]

@@ -90,12 +90,11 @@ const PROBLEM: &str = "application/problem+json";
 fn add_error_responses(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     for (status, response) in responses.iter_mut() {
-        if let (true, RefOr::T(response)) =
-            (status.starts_with('4') || status.starts_with('5'), response)
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let (true, RefOr::T(response)) = (is_error, response)
+            && let Some(content) = response.content.shift_remove("application/json")
         {
-            if let Some(content) = response.content.shift_remove("application/json") {
-                response.content.insert(PROBLEM.into(), content);
-            }
+            response.content.insert(PROBLEM.into(), content);
         }
     }
     if operation.request_body.is_some() {

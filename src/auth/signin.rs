@@ -4,7 +4,7 @@
 //! sign-in, its password change and the console's sign-in.
 
 use super::password;
-use super::throttle::{Attempt, Gate, Throttle};
+use super::throttle::Throttle;
 use crate::audit::{self, Event, Outcome};
 use crate::client::ClientInfo;
 use crate::db::models::UserRow;
@@ -46,22 +46,36 @@ impl From<password::HashError> for SignInError {
     }
 }
 
-/// A password that matched, with the attempt still counted in the throttle
-/// until [`Verified::settle`] clears it in the caller's transaction.
+/// A password that matched; [`Verified::settle`] clears the account's
+/// failures in the caller's success transaction.
 pub struct Verified {
     pub user: UserRow,
-    attempt: Attempt,
+    email: String,
 }
 
 impl Verified {
-    /// Inside the success transaction: clears the account's failures.
     pub fn settle(
         &self,
         throttle: &Throttle,
         conn: &mut SqliteConnection,
     ) -> diesel::QueryResult<()> {
-        throttle.succeeded(conn, &self.attempt)
+        throttle.succeeded(conn, &self.email)
     }
+}
+
+/// Writes the audit entry of a refusal for throttling.
+fn audit_throttled(
+    conn: &mut SqliteConnection,
+    client: &ClientInfo,
+    email: &str,
+    action: &str,
+    retry_after: u64,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    Event::new(audit::ANONYMOUS, "login.throttled", Outcome::Denied)
+        .client(client)
+        .detail(json!({ "email": email, "during": action, "retry_after": retry_after }))
+        .write(conn, now)
 }
 
 /// Checks `password` for the account `email` (as typed; it is normalised
@@ -75,55 +89,36 @@ pub async fn check_password(
 ) -> Result<Verified, SignInError> {
     let email = Email::normalise(email);
     let now = state.now_naive();
-    let gate = {
-        let (email, client, throttle) = (email.clone(), client.clone(), state.throttle.clone());
-        state
-            .write(move |conn| {
-                let gate = throttle.admit(conn, &email, client.addr.as_deref(), now)?;
-                if let Gate::Closed { retry_after } = gate {
-                    Event::new(audit::ANONYMOUS, "login.throttled", Outcome::Denied)
-                        .client(&client)
-                        .detail(
-                            json!({ "email": email, "during": action, "retry_after": retry_after }),
-                        )
-                        .write(conn, now)?;
-                }
-                Ok(gate)
-            })
-            .await?
-    };
-    let attempt = match gate {
-        Gate::Closed { retry_after } => {
-            log::info!("sign-in throttled (retry after {retry_after} s)");
-            return Err(SignInError::Throttled { retry_after });
-        }
-        Gate::Open(attempt) => attempt,
-    };
-    let lookup = email.clone();
-    let user = state
-        .read(move |conn| Ok(users::find_by_email(conn, &lookup)?))
-        .await;
-    let verified = match &user {
-        Ok(user) => {
-            state
-                .hasher
-                .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-                .await
-        }
-        Err(_) => Ok(false),
-    };
-    let (user, matched) = match (user, verified) {
-        (Ok(user), Ok(matched)) => (user, matched),
-        (Err(err), _) => return Err(withdraw(state, attempt, err.into()).await),
-        (_, Err(err)) => return Err(withdraw(state, attempt, err.into()).await),
-    };
+    let (lookup, addr, throttle, audit_client) = (
+        email.clone(),
+        client.addr.clone(),
+        state.throttle.clone(),
+        client.clone(),
+    );
+    let (locked, user) = state
+        .write(move |conn| {
+            let locked = throttle.locked(conn, &lookup, addr.as_deref(), now)?;
+            if let Some(retry_after) = locked {
+                audit_throttled(conn, &audit_client, &lookup, action, retry_after, now)?;
+                return Ok((locked, None));
+            }
+            Ok((None, users::find_by_email(conn, &lookup)?))
+        })
+        .await?;
+    if let Some(retry_after) = locked {
+        log::info!("sign-in throttled (retry after {retry_after} s)");
+        return Err(SignInError::Throttled { retry_after });
+    }
+    // An unknown email is verified against the dummy hash: same time.
+    let matched = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
     match user {
         Some(user) if matched && user.disabled => {
-            let attempt_back = attempt.clone();
-            let (client, throttle, id) = (client.clone(), state.throttle.clone(), user.id.clone());
+            let (client, id) = (client.clone(), user.id.clone());
             state
                 .write(move |conn| {
-                    throttle.withdraw(conn, &attempt_back)?;
                     Event::new(&id, action, Outcome::Denied)
                         .target(&id)
                         .client(&client)
@@ -135,12 +130,18 @@ pub async fn check_password(
             log::info!("sign-in refused: user {} is disabled", user.id);
             Err(SignInError::Disabled)
         }
-        Some(user) if matched => Ok(Verified { user, attempt }),
+        Some(user) if matched => Ok(Verified { user, email }),
         user => {
             let target = user.map(|u| u.id);
-            let client = client.clone();
-            state
+            let (client, throttle) = (client.clone(), state.throttle.clone());
+            let refused = state
                 .write(move |conn| {
+                    let refused =
+                        throttle.record_failure(conn, &email, client.addr.as_deref(), now)?;
+                    if let Some(retry_after) = refused {
+                        audit_throttled(conn, &client, &email, action, retry_after, now)?;
+                        return Ok(refused);
+                    }
                     let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
                     let mut event = Event::new(actor, action, Outcome::Failed)
                         .client(&client)
@@ -149,26 +150,17 @@ pub async fn check_password(
                         event = event.target(target);
                     }
                     event.write(conn, now)?;
-                    Ok(())
+                    Ok(None)
                 })
                 .await?;
+            if let Some(retry_after) = refused {
+                log::info!("sign-in throttled (retry after {retry_after} s)");
+                return Err(SignInError::Throttled { retry_after });
+            }
             log::info!("sign-in failed: wrong email or password");
             Err(SignInError::BadCredentials)
         }
     }
-}
-
-/// An attempt that could not be tried (the store or the hasher was busy)
-/// is not a failure: it is taken back before the error is returned.
-async fn withdraw(state: &AppState, attempt: Attempt, err: SignInError) -> SignInError {
-    let throttle = state.throttle.clone();
-    if let Err(e) = state
-        .write(move |conn| Ok(throttle.withdraw(conn, &attempt)?))
-        .await
-    {
-        log::warn!("could not take back a throttle count: {e}");
-    }
-    err
 }
 
 /// A full sign-in: the password check, then one transaction that settles
@@ -202,7 +194,7 @@ where
                 Some(_) => return Ok(Err(SignInError::Disabled)),
                 None => return Ok(Err(SignInError::BadCredentials)),
             };
-            throttle.succeeded(conn, &verified.attempt)?;
+            verified.settle(&throttle, conn)?;
             if let Some(hash) = &upgraded {
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }

@@ -1,10 +1,12 @@
 //! Sign-in throttling: failure counters per account and per client address,
 //! kept in the store so they hold across restarts (and, later, instances).
 //!
-//! An attempt is counted *before* the password is checked, in one upsert
-//! that returns the new count, and taken back when it turns out not to be a
-//! failure. So however many attempts run in parallel, at most
-//! `LOGIN_MAX_FAILURES` of them get to try a password in one window.
+//! A locked account or address is refused before any password is checked.
+//! A wrong password is counted afterwards, in one upsert that returns the
+//! new count, so however many attempts run in parallel, at most
+//! `LOGIN_MAX_FAILURES` of them are told "wrong password" in one window;
+//! the rest get 429 and count for nothing. Right passwords are never held
+//! back by attempts still in flight.
 
 use crate::db::throttle as store;
 use chrono::{NaiveDateTime, TimeDelta};
@@ -16,23 +18,6 @@ pub struct Throttle {
     max_failures: i32,
     max_failures_per_address: i32,
     window: TimeDelta,
-}
-
-/// An attempt that was let through, holding its place in the counters.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    account: (String, NaiveDateTime),
-    address: Option<(String, NaiveDateTime)>,
-}
-
-/// What the throttle says about one attempt.
-#[derive(Debug, Clone)]
-pub enum Gate {
-    Open(Attempt),
-    /// Refused; try again after this many seconds.
-    Closed {
-        retry_after: u64,
-    },
 }
 
 pub fn account_subject(email: &str) -> String {
@@ -53,64 +38,77 @@ impl Throttle {
         }
     }
 
-    /// Counts an attempt for `email` (normalised) from `addr`, or refuses it
-    /// when either counter is full. A refused attempt is not counted.
-    pub fn admit(
+    /// Before a password is checked: `Some(seconds)` when the account or
+    /// the address is locked now. Counts nothing.
+    pub fn locked(
         &self,
         conn: &mut SqliteConnection,
         email: &str,
         addr: Option<&str>,
         now: NaiveDateTime,
-    ) -> QueryResult<Gate> {
+    ) -> QueryResult<Option<u64>> {
+        if let Some(wait) = self.full(conn, &account_subject(email), self.max_failures, now)? {
+            return Ok(Some(wait));
+        }
+        match addr {
+            Some(addr) => self.full(
+                conn,
+                &address_subject(addr),
+                self.max_failures_per_address,
+                now,
+            ),
+            None => Ok(None),
+        }
+    }
+
+    fn full(
+        &self,
+        conn: &mut SqliteConnection,
+        subject: &str,
+        max: i32,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<u64>> {
+        Ok(store::get(conn, subject)?
+            .filter(|(count, start)| *count >= max && *start > now - self.window)
+            .map(|(_, start)| self.retry_after(start, now)))
+    }
+
+    /// A wrong password: counts one failure for the account and the address
+    /// in one upsert each. When either count goes past its limit (parallel
+    /// attempts that all passed [`Throttle::locked`]), the failure is taken
+    /// back and `Some(seconds)` says to answer 429 instead of 401: at most
+    /// `LOGIN_MAX_FAILURES` attempts in a window ever learn "wrong password".
+    pub fn record_failure(
+        &self,
+        conn: &mut SqliteConnection,
+        email: &str,
+        addr: Option<&str>,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<u64>> {
         let cutoff = now - self.window;
-        let account_subject = account_subject(email);
-        let (count, start) = store::count_attempt(conn, &account_subject, now, cutoff)?;
-        if count > self.max_failures {
-            store::uncount_attempt(conn, &account_subject, start)?;
-            return Ok(Gate::Closed {
-                retry_after: self.retry_after(start, now),
-            });
+        let mut counted = Vec::new();
+        let mut refused = None;
+        let subjects = std::iter::once((account_subject(email), self.max_failures))
+            .chain(addr.map(|addr| (address_subject(addr), self.max_failures_per_address)));
+        for (subject, max) in subjects {
+            let (count, start) = store::count_attempt(conn, &subject, now, cutoff)?;
+            counted.push((subject, start));
+            if count > max {
+                refused = Some(self.retry_after(start, now));
+                break;
+            }
         }
-        let account = (account_subject, start);
-        let Some(addr) = addr else {
-            return Ok(Gate::Open(Attempt {
-                account,
-                address: None,
-            }));
-        };
-        let address_subject = address_subject(addr);
-        let (count, addr_start) = store::count_attempt(conn, &address_subject, now, cutoff)?;
-        if count > self.max_failures_per_address {
-            store::uncount_attempt(conn, &address_subject, addr_start)?;
-            store::uncount_attempt(conn, &account.0, account.1)?;
-            return Ok(Gate::Closed {
-                retry_after: self.retry_after(addr_start, now),
-            });
+        if refused.is_some() {
+            for (subject, start) in &counted {
+                store::uncount_attempt(conn, subject, *start)?;
+            }
         }
-        Ok(Gate::Open(Attempt {
-            account,
-            address: Some((address_subject, addr_start)),
-        }))
+        Ok(refused)
     }
 
-    /// The password was right: the account's counter is cleared and the
-    /// attempt does not count against the address.
-    pub fn succeeded(&self, conn: &mut SqliteConnection, attempt: &Attempt) -> QueryResult<()> {
-        store::clear(conn, &attempt.account.0)?;
-        if let Some((subject, start)) = &attempt.address {
-            store::uncount_attempt(conn, subject, *start)?;
-        }
-        Ok(())
-    }
-
-    /// The attempt was not a failure (a disabled user with the right
-    /// password): it counts against nothing.
-    pub fn withdraw(&self, conn: &mut SqliteConnection, attempt: &Attempt) -> QueryResult<()> {
-        store::uncount_attempt(conn, &attempt.account.0, attempt.account.1)?;
-        if let Some((subject, start)) = &attempt.address {
-            store::uncount_attempt(conn, subject, *start)?;
-        }
-        Ok(())
+    /// The right password: the account's failures are forgotten.
+    pub fn succeeded(&self, conn: &mut SqliteConnection, email: &str) -> QueryResult<()> {
+        store::clear(conn, &account_subject(email)).map(|_| ())
     }
 
     /// Deletes the counters of windows that have passed.
@@ -130,9 +128,7 @@ impl Throttle {
         email: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Option<u64>> {
-        Ok(store::get(conn, &account_subject(email))?
-            .filter(|(count, start)| *count >= self.max_failures && *start > now - self.window)
-            .map(|(_, start)| self.retry_after(start, now)))
+        self.full(conn, &account_subject(email), self.max_failures, now)
     }
 
     /// Whole seconds until the window that began at `start` ends, 1 at least.

@@ -349,3 +349,34 @@ async fn an_allowed_origin_gets_cors_headers_and_another_does_not() {
             .contains_key("access-control-allow-origin")
     );
 }
+
+/// SECURITY.md 27: no SQL is built from strings. Every query goes through
+/// Diesel's builder; the only raw statements are constant pragmas.
+#[test]
+fn no_sql_is_built_from_strings() {
+    fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                visit(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    let raw = ["sql_query(", "batch_execute(", "dsl::sql(", "dsl::sql::<"];
+                    if let Some(call) = raw.iter().find(|call| line.contains(*call)) {
+                        let after = line.split(call).nth(1).unwrap_or("").trim_start();
+                        if !after.starts_with('"') && !after.is_empty() {
+                            found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    visit(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    assert!(found.is_empty(), "raw SQL from a non-literal: {found:#?}");
+}

@@ -90,6 +90,7 @@ impl Application {
         let port = local.port();
         log::info!("latchkey listening on http://{local}");
         tokio::spawn(maintain(state.clone()));
+        tokio::spawn(watch_store(state.clone()));
         let openapi = web::Data::new(service::openapi_document());
         let grace = state.settings.shutdown_grace;
         let console = ConsoleSessions::new(&state).await?;
@@ -147,6 +148,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The shared state on its own, for the command line: the store opened and
+/// migrated, the key ring prepared, the hasher started; nothing served.
+pub async fn open_state(settings: Settings) -> Result<web::Data<AppState>, StartupError> {
+    Ok(web::Data::new(
+        prepare_state(settings, Arc::new(SystemClock)).await?,
+    ))
 }
 
 /// Opens and migrates the store, prepares the key ring and loads the
@@ -333,6 +342,50 @@ fn page_headers() -> DefaultHeaders {
         .add((header::CONTENT_SECURITY_POLICY, admin::PAGE_CSP))
         .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// How often the store is read for changes made by other processes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Another process (the command line; later, another instance) may revoke
+/// sessions or change the key ring in the store: read both every second,
+/// so such a change holds here within a second. Revocations are read with
+/// a margin, because a transaction may commit after a later one.
+async fn watch_store(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(WATCH_EVERY);
+    let mut since = state.now() - TimeDelta::seconds(5);
+    loop {
+        ticker.tick().await;
+        let checked_at = state.now();
+        let from = since.naive_utc() - TimeDelta::seconds(5);
+        let result = state
+            .read(move |conn| Ok((sessions::revoked_since(conn, from)?, key_store::all(conn)?)))
+            .await;
+        let (revoked, rows) = match result {
+            Ok(found) => found,
+            Err(e) => {
+                log::warn!("watching the store failed ({e}); will retry");
+                continue;
+            }
+        };
+        for (id, at) in revoked {
+            if !state.revocations.is_revoked(&id) {
+                state.revocations.insert_all([id], at.and_utc());
+            }
+        }
+        if !state.keys.is_current(&rows) {
+            let _ring = state.key_updates.lock().await;
+            let rows = match state.read(|conn| Ok(key_store::all(conn)?)).await {
+                Ok(rows) => rows,
+                Err(_) => continue,
+            };
+            match state.keys.replace(&rows) {
+                Ok(()) => log::info!("the key ring changed in the store; reloaded"),
+                Err(e) => log::error!("the key ring in the store is unusable: {e}"),
+            }
+        }
+        since = checked_at;
+    }
 }
 
 /// Periodic clean-up: revocations whose tokens all expired leave the set,

@@ -33,6 +33,18 @@ struct VerifyKey {
 struct Ring {
     active: Arc<ActiveKey>,
     verifiers: HashMap<String, VerifyKey>,
+    /// The (kid, state) pairs it was built from, to notice a change made
+    /// by another process (the command line, another instance).
+    fingerprint: Vec<(String, String)>,
+}
+
+fn fingerprint(rows: &[SigningKeyRow]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.kid.clone(), r.state.clone()))
+        .collect();
+    pairs.sort();
+    pairs
 }
 
 /// The in-memory key ring.
@@ -61,6 +73,11 @@ impl KeyRing {
     pub fn replace(&self, rows: &[SigningKeyRow]) -> Result<(), NoActiveKey> {
         self.ring.store(Arc::new(build(rows, self.verify_window)?));
         Ok(())
+    }
+
+    /// Whether the in-memory ring was built from rows like these.
+    pub fn is_current(&self, rows: &[SigningKeyRow]) -> bool {
+        self.ring.load().fingerprint == fingerprint(rows)
     }
 
     pub fn active(&self) -> Arc<ActiveKey> {
@@ -113,6 +130,7 @@ fn build(rows: &[SigningKeyRow], verify_window: TimeDelta) -> Result<Ring, NoAct
             created_at: active.created_at.and_utc(),
         }),
         verifiers,
+        fingerprint: fingerprint(rows),
     })
 }
 

@@ -161,3 +161,14 @@ pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     .map(|_| ())
     .map_err(StoreError::from)
 }
+
+/// Writes a consistent copy of the whole store to `path` (SQLite's
+/// `VACUUM INTO`), safe while the server runs: it reads one snapshot.
+pub fn backup(conn: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(path)
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from)
+}

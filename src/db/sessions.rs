@@ -129,3 +129,18 @@ pub fn count_live(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResul
         .count()
         .get_result(conn)
 }
+
+/// Revokes every unrevoked session of every user; returns their ids.
+pub fn revoke_all(
+    conn: &mut SqliteConnection,
+    at: NaiveDateTime,
+    reason: &str,
+) -> QueryResult<Vec<String>> {
+    diesel::update(sessions::table.filter(sessions::revoked_at.is_null()))
+        .set((
+            sessions::revoked_at.eq(at),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .returning(sessions::id)
+        .get_results(conn)
+}

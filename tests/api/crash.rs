@@ -168,15 +168,36 @@ async fn everything_answered_2xx_survives_sigkill() {
         );
     }
     for token in &handed.newest {
-        let response = client
-            .post(format!("{base}/api/user/refresh-token"))
-            .json(&json!({ "refresh_token": token }))
-            .send();
-        assert_eq!(
-            response.await.unwrap().status(),
-            200,
-            "the newest refresh token of each chain still refreshes"
-        );
+        let hash = latchkey::auth::sessions::hash_refresh_token(token);
+        let (session, spent): (String, Option<chrono::NaiveDateTime>) = refresh_tokens::table
+            .find(&hash)
+            .select((refresh_tokens::session_id, refresh_tokens::spent_at))
+            .first(&mut store)
+            .unwrap();
+        if spent.is_none() {
+            let response = client
+                .post(format!("{base}/api/user/refresh-token"))
+                .json(&json!({ "refresh_token": token }))
+                .send();
+            assert_eq!(
+                response.await.unwrap().status(),
+                200,
+                "the newest refresh token still refreshes"
+            );
+        } else {
+            // Spent by a refresh whose answer the kill cut off: its successor
+            // was committed with it, so the chain goes on.
+            let unspent: i64 = refresh_tokens::table
+                .filter(refresh_tokens::session_id.eq(&session))
+                .filter(refresh_tokens::spent_at.is_null())
+                .count()
+                .get_result(&mut store)
+                .unwrap();
+            assert_eq!(
+                unspent, 1,
+                "a spent newest token has exactly one committed successor"
+            );
+        }
     }
     restarted.kill().unwrap();
     restarted.wait().unwrap();

@@ -1,6 +1,7 @@
 //! Black-box tests of the JSON API: the real application on a real port,
 //! each test with its own SQLite file.
 
+mod cli;
 mod console;
 mod crash;
 mod errors;

@@ -205,10 +205,10 @@ fn a_variable_that_is_not_utf8_stops_the_start() {
 fn an_unknown_command_is_refused_instead_of_serving() {
     let dir = tempfile::tempdir().unwrap();
     let output = latchkey(dir.path(), &[("BIND_ADDRESS", "127.0.0.1:0")])
-        .args(["keys", "rotate"])
+        .args(["frobnicate"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown command"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unrecognized subcommand"));
     assert!(!dir.path().join("data").exists(), "nothing was started");
 }

@@ -22,16 +22,32 @@ use std::future::{Ready, ready};
 /// demotion counts from the next request.
 pub struct Actor {
     user: Option<UserRow>,
+    /// Who acts when no user does (`cli` for the operator at the shell).
+    system: Option<&'static str>,
 }
 
 impl Actor {
     pub fn anonymous() -> Self {
-        Self { user: None }
+        Self {
+            user: None,
+            system: None,
+        }
+    }
+
+    /// A named actor that is not a user, as the audit log shows it.
+    pub fn system(name: &'static str) -> Self {
+        Self {
+            user: None,
+            system: Some(name),
+        }
     }
 
     /// An actor already loaded (the console's signed-in admin).
     pub fn from_row(user: UserRow) -> Self {
-        Self { user: Some(user) }
+        Self {
+            user: Some(user),
+            system: None,
+        }
     }
 
     /// Loads the caller's user; a deleted or disabled one is refused like a
@@ -42,7 +58,7 @@ impl Actor {
             .read(move |conn| Ok(user_store::find(conn, &id)?))
             .await?;
         match user {
-            Some(user) if !user.disabled => Ok(Self { user: Some(user) }),
+            Some(user) if !user.disabled => Ok(Self::from_row(user)),
             _ => Err(ApiError::invalid_token()),
         }
     }
@@ -59,9 +75,11 @@ impl Actor {
 
     /// The actor as the audit log names them.
     pub fn audit_name(&self) -> String {
-        self.user
-            .as_ref()
-            .map_or_else(|| crate::audit::ANONYMOUS.to_owned(), |u| u.id.clone())
+        match (&self.user, self.system) {
+            (Some(user), _) => user.id.clone(),
+            (None, Some(name)) => name.to_owned(),
+            (None, None) => crate::audit::ANONYMOUS.to_owned(),
+        }
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {

@@ -1,0 +1,280 @@
+//! The command line, each subcommand against a real store, with the server
+//! running beside it where that matters: a running server sees what the
+//! shell did within a second.
+
+use crate::helpers::*;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", &app.db_path)
+        .env("BIND_ADDRESS", app.address.trim_start_matches("http://"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Waits (up to 5 s) until `check` holds: the server watches the store
+/// every second.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_command_has_help() {
+    let app = spawn_app().await;
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["admin", "create", "--help"],
+        &["admin", "reset-password", "--help"],
+        &["keys", "rotate", "--help"],
+        &["sessions", "revoke-all", "--help"],
+        &["backup", "--help"],
+        &["healthcheck", "--help"],
+    ] {
+        let output = latchkey(&app, args, "");
+        assert!(output.status.success(), "{args:?}");
+        assert!(stdout(&output).contains("Usage: latchkey"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_and_updates_a_store() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("new/fresh.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", &fresh)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("up to date"));
+    assert!(fresh.exists());
+    let again = latchkey(&app, &["migrate"], "");
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
+#[tokio::test]
+async fn admin_create_reads_the_password_from_stdin() {
+    let app = spawn_app().await;
+    let created = latchkey(
+        &app,
+        &["admin", "create", "--email", "Ops@Example.com"],
+        "shell-created-admin-4417\n",
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("ops@example.com"));
+    let admin = app
+        .sign_in("ops@example.com", "shell-created-admin-4417")
+        .await;
+    assert_eq!(
+        app.get("/api/admin/keys", Some(&admin.access_token))
+            .await
+            .status(),
+        200,
+        "an admin"
+    );
+    let weak = latchkey(
+        &app,
+        &["admin", "create", "--email", "weak@example.com"],
+        "password\n",
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(stderr(&weak).contains("password"), "{}", stderr(&weak));
+    let taken = latchkey(
+        &app,
+        &["admin", "create", "--email", "ops@example.com"],
+        "another-long-passphrase-31\n",
+    );
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("exists"));
+    assert!(
+        !stderr(&created).contains("shell-created-admin-4417"),
+        "the password is never echoed"
+    );
+}
+
+#[tokio::test]
+async fn admin_reset_password_ends_the_users_sessions_on_the_running_server() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let output = latchkey(
+        &app,
+        &["admin", "reset-password", "--email", &user.email],
+        "reset-from-the-shell-8812\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    eventually("the old session ending", || async {
+        app.get("/api/user/me", Some(&user.access_token))
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert_eq!(app.login(&user.email, PASSWORD).await.status(), 401);
+    assert_eq!(
+        app.login(&user.email, "reset-from-the-shell-8812")
+            .await
+            .status(),
+        200
+    );
+    let unknown = latchkey(
+        &app,
+        &["admin", "reset-password", "--email", "nobody@example.com"],
+        "whatever-long-pass-12\n",
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn keys_rotate_from_the_shell_signs_the_next_token_on_the_running_server() {
+    let app = spawn_app().await;
+    let before = app.admin().await;
+    let output = latchkey(&app, &["keys", "rotate"], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let new_kid = stdout(&output)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    eventually("signing with the new key", || async {
+        kid_of(&app.admin().await.access_token) == new_kid
+    })
+    .await;
+    assert_eq!(
+        app.get("/api/user/me", Some(&before.access_token))
+            .await
+            .status(),
+        200,
+        "nobody logged out"
+    );
+    let emergency = latchkey(&app, &["keys", "rotate", "--revoke-previous"], "");
+    assert!(emergency.status.success());
+    eventually("the old tokens failing", || async {
+        app.get("/api/user/me", Some(&before.access_token))
+            .await
+            .status()
+            == 401
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_revoke_all_from_the_shell_fails_tokens_on_the_running_server() {
+    let app = spawn_app().await;
+    let (one, other) = (app.new_user().await, app.new_user().await);
+    let output = latchkey(&app, &["sessions", "revoke-all", "--email", &one.email], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("ended 1 session"));
+    eventually("that user's token failing", || async {
+        app.get("/api/user/me", Some(&one.access_token))
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert_eq!(
+        app.get("/api/user/me", Some(&other.access_token))
+            .await
+            .status(),
+        200
+    );
+    let everyone = latchkey(&app, &["sessions", "revoke-all"], "");
+    assert!(everyone.status.success());
+    eventually("everyone's token failing", || async {
+        app.get("/api/user/me", Some(&other.access_token))
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert_problem(app.refresh(&other.refresh_token).await, 401).await;
+}
+
+#[tokio::test]
+async fn backup_writes_a_consistent_copy_while_the_server_runs() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    let output = latchkey(&app, &["backup", copy.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut restored = diesel::SqliteConnection::establish(copy.to_str().unwrap()).unwrap();
+    use latchkey::db::schema::users;
+    let emails: Vec<String> = users::table
+        .select(users::email)
+        .load(&mut restored)
+        .unwrap();
+    assert!(emails.contains(&user.email) && emails.contains(&ADMIN_EMAIL.to_owned()));
+    let again = latchkey(&app, &["backup", copy.to_str().unwrap()], "");
+    assert_eq!(again.status.code(), Some(1), "never overwrites");
+    // The copy serves: a server started on it knows the user.
+    let restored_app = app
+        .restart_with(&[("DATABASE_URL", copy.to_str().unwrap())])
+        .await;
+    assert_eq!(
+        restored_app.login(&user.email, PASSWORD).await.status(),
+        200
+    );
+}
+
+// Multi-threaded: the server must answer while this thread waits for the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_when_the_server_answers_and_1_when_not() {
+    let app = spawn_app().await;
+    let up = latchkey(&app, &["healthcheck"], "");
+    assert!(up.status.success(), "{}", stderr(&up));
+    let down = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("healthcheck")
+        .env_clear()
+        .env("BIND_ADDRESS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}

@@ -109,6 +109,7 @@ impl Application {
                 )
                 .wrap(cors(&cors_origins))
                 .wrap(security_headers())
+                .wrap_fn(crate::metrics::track)
                 .wrap_fn(request_id)
                 // Outermost, so it sees the final status and the request id;
                 // the path only (%U), never the query string or a header.
@@ -214,6 +215,7 @@ async fn prepare_state(
         hasher,
         setup_token: Mutex::new(None),
         key_updates: tokio::sync::Mutex::new(()),
+        metrics: crate::metrics::Metrics::new(),
     })
 }
 
@@ -447,6 +449,7 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PayloadConfig::new(crate::BODY_LIMIT))
     .service(resource("/healthz", "GET").route(web::get().to(service::healthz)))
     .service(resource("/readyz", "GET").route(web::get().to(service::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(crate::metrics::metrics)))
     .service(resource("/api/openapi.json", "GET").route(web::get().to(service::openapi)))
     .service(
         resource("/api/user", "GET, POST")

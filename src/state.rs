@@ -30,6 +30,7 @@ pub struct AppState {
     /// Held while the key ring changes in the store and in memory, so the
     /// last change committed is the one in memory.
     pub key_updates: tokio::sync::Mutex<()>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The sessions a write transaction revoked, to be added to the in-memory

@@ -107,6 +107,7 @@ pub async fn check_password(
         .await?;
     if let Some(retry_after) = locked {
         log::info!("sign-in throttled (retry after {retry_after} s)");
+        state.metrics.login("throttled");
         return Err(SignInError::Throttled { retry_after });
     }
     // An unknown email is verified against the dummy hash: same time.
@@ -155,9 +156,11 @@ pub async fn check_password(
                 .await?;
             if let Some(retry_after) = refused {
                 log::info!("sign-in throttled (retry after {retry_after} s)");
+                state.metrics.login("throttled");
                 return Err(SignInError::Throttled { retry_after });
             }
             log::info!("sign-in failed: wrong email or password");
+            state.metrics.login("failed");
             Err(SignInError::BadCredentials)
         }
     }
@@ -213,6 +216,7 @@ where
         .await?;
     if result.is_ok() {
         log::info!("sign-in ok");
+        state.metrics.login("ok");
     }
     result
 }

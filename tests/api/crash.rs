@@ -407,3 +407,61 @@ async fn a_sign_in_flood_neither_stalls_other_requests_nor_eats_memory() {
         "peak resident memory {peak_mib} MiB during the flood"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_sign_ins_finish_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("term.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .env_clear()
+        .env("BIND_ADDRESS", "127.0.0.1:0")
+        .env("DATABASE_URL", &db)
+        .env("HASHER_THREADS", "1")
+        .env("SHUTDOWN_GRACE", "20")
+        .env("ADMIN_EMAIL", "term@example.com")
+        .env("ADMIN_PASSWORD", PASSWORD)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the server listens").unwrap();
+        if let Some(address) = line.split("listening on ").nth(1) {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let client = reqwest::Client::new();
+    // Twelve sign-ins on one hasher thread take a while: most are still in
+    // flight when SIGTERM arrives.
+    let sign_ins: Vec<_> = (0..12)
+        .map(|_| {
+            let request = client
+                .post(format!("{base}/api/user/login"))
+                .json(&json!({ "email": "term@example.com", "password": PASSWORD }))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // SAFETY: kill(2) with the pid of our own child and a valid signal.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    for sign_in in sign_ins {
+        let response = sign_in
+            .await
+            .unwrap()
+            .expect("an in-flight request is answered");
+        assert_eq!(response.status(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "a clean exit");
+    assert!(
+        client.get(format!("{base}/healthz")).send().await.is_err(),
+        "nothing accepts any more"
+    );
+}

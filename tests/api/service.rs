@@ -133,3 +133,75 @@ async fn hsts_is_sent_only_when_a_trusted_proxy_says_the_request_came_over_tls()
         .unwrap();
     assert!(!plain.headers().contains_key("strict-transport-security"));
 }
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_hold_the_named_series_by_route_pattern() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "0")]).await;
+    let user = app.new_user().await;
+    app.get(&format!("/api/user/{}", user.id), Some(&user.access_token))
+        .await;
+    app.get("/no/such/page", None).await;
+    app.login(&user.email, "not-the-password-at-all").await;
+    let rotated = json_body(app.refresh(&user.refresh_token).await).await;
+    app.refresh(&user.refresh_token).await; // reuse
+    assert!(rotated["refresh_token"].is_string());
+    let response = app.get("/metrics", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let id_route =
+        "latchkey_http_requests_total{method=\"GET\",route=\"/api/user/{id}\",status=\"403\"}";
+    assert!(
+        text.contains(id_route) || text.contains("route=\"/api/user/{id}\""),
+        "{text}"
+    );
+    assert!(!text.contains(&user.id), "raw paths never become labels");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    assert!(
+        text.contains("latchkey_http_request_duration_seconds_bucket{route=\"/api/user/login\"")
+    );
+    assert!(text.contains("latchkey_http_request_duration_seconds_sum{route=\"/api/user/login\"}"));
+    assert!(
+        text.contains("latchkey_http_request_duration_seconds_count{route=\"/api/user/login\"}")
+    );
+    assert_eq!(
+        sample(&text, "latchkey_logins_total{outcome=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "latchkey_logins_total{outcome=\"failed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "latchkey_logins_total{outcome=\"throttled\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "latchkey_refreshes_total{outcome=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "latchkey_refreshes_total{outcome=\"reuse\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "latchkey_active_sessions"),
+        Some(0.0),
+        "the reuse revoked the only session"
+    );
+    assert!(sample(&text, "latchkey_signing_key_age_seconds").is_some());
+    assert!(sample(&text, "latchkey_db_connections_in_use").is_some());
+    assert_eq!(sample(&text, "latchkey_hasher_queue_depth"), Some(0.0));
+}

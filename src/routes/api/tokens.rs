@@ -115,18 +115,23 @@ pub async fn refresh(
         })
         .await?;
     match outcome {
-        Refresh::Rotated(rotated) => token_response(
-            &state,
-            &rotated.user,
-            &rotated.session,
-            rotated.refresh_token,
-        ),
+        Refresh::Rotated(rotated) => {
+            state.metrics.refresh("ok");
+            token_response(
+                &state,
+                &rotated.user,
+                &rotated.session,
+                rotated.refresh_token,
+            )
+        }
         Refresh::Refused(why) => {
             log::info!("refresh refused: {why}");
+            state.metrics.refresh("failed");
             Err(ApiError::unauthorized("the refresh token is not valid"))
         }
         Refresh::Reused { session_id } => {
             log::warn!("refresh token reuse detected: session {session_id} revoked");
+            state.metrics.refresh("reuse");
             Err(ApiError::unauthorized("the refresh token is not valid"))
         }
     }

@@ -111,11 +111,17 @@ impl Application {
                 .wrap(security_headers())
                 .wrap_fn(crate::metrics::track)
                 .wrap_fn(request_id)
-                // Outermost, so it sees the final status and the request id;
-                // the path only (%U), never the query string or a header.
+                // Outermost, so it sees the final status and the request id.
+                // The route pattern, never the path's ids, the query string
+                // or a header.
                 .wrap(
-                    Logger::new("%{x-request-id}o %{method}xi %U %s %b %Dms")
+                    Logger::new("%{x-request-id}o %{method}xi %{route}xo %s %b %Dms")
                         .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_response_replace("route", |res| {
+                            res.request()
+                                .match_pattern()
+                                .unwrap_or_else(|| "unmatched".into())
+                        })
                         .log_target("latchkey::access"),
                 )
         })

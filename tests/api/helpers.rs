@@ -260,3 +260,8 @@ pub async fn assert_invalid_token(response: Response) {
     assert_eq!(challenge.as_deref(), Some("Bearer error=\"invalid_token\""));
     assert_problem(response, 401).await;
 }
+
+/// Held by the tests that load the machine or measure time (the soak, the
+/// flood, the crash and shutdown tests, the timing comparison), so that
+/// they never run at the same time as each other.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -181,6 +181,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::test]
 async fn an_unknown_email_and_a_wrong_password_take_the_same_time() {
+    let _heavy = HEAVY.lock().await;
     let app = spawn_app_with(&[
         ("LOGIN_MAX_FAILURES", "1000"),
         ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),

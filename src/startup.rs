@@ -53,6 +53,9 @@ fn fail(variable: &'static str) -> impl FnOnce(String) -> StartupError {
     move |reason| StartupError { variable, reason }
 }
 
+/// Users kept in memory at most (each a few hundred bytes).
+const USER_CACHE_CAPACITY: usize = 100_000;
+
 /// How often expired state is cleaned up (revocation set, keys, sessions).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
@@ -222,6 +225,7 @@ async fn prepare_state(
         setup_token: Mutex::new(None),
         key_updates: tokio::sync::Mutex::new(()),
         metrics: crate::metrics::Metrics::new(),
+        users: crate::auth::user_cache::UserCache::new(USER_CACHE_CAPACITY),
     })
 }
 
@@ -356,7 +360,7 @@ fn page_headers() -> DefaultHeaders {
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Another process (the command line; later, another instance) may revoke
-/// sessions or change the key ring in the store: read both every second,
+/// sessions, change users or the key ring in the store: read them every second,
 /// so such a change holds here within a second. Revocations are read with
 /// a margin, because a transaction may commit after a later one.
 async fn watch_store(state: web::Data<AppState>) {
@@ -367,15 +371,24 @@ async fn watch_store(state: web::Data<AppState>) {
         let checked_at = state.now();
         let from = since.naive_utc() - TimeDelta::seconds(5);
         let result = state
-            .read(move |conn| Ok((sessions::revoked_since(conn, from)?, key_store::all(conn)?)))
+            .read(move |conn| {
+                Ok((
+                    sessions::revoked_since(conn, from)?,
+                    key_store::all(conn)?,
+                    users::changed_since(conn, from)?,
+                ))
+            })
             .await;
-        let (revoked, rows) = match result {
+        let (revoked, rows, changed) = match result {
             Ok(found) => found,
             Err(e) => {
                 log::warn!("watching the store failed ({e}); will retry");
                 continue;
             }
         };
+        for id in changed.iter().filter(|id| state.users.get(id).is_some()) {
+            state.users.forget(id);
+        }
         for (id, at) in revoked {
             if !state.revocations.is_revoked(&id) {
                 state.revocations.insert_all([id], at.and_utc());

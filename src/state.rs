@@ -31,20 +31,29 @@ pub struct AppState {
     /// last change committed is the one in memory.
     pub key_updates: tokio::sync::Mutex<()>,
     pub metrics: crate::metrics::Metrics,
+    pub users: crate::auth::user_cache::UserCache,
 }
 
-/// The sessions a write transaction revoked, to be added to the in-memory
-/// revocation set once it has committed.
+/// What a write transaction revoked and changed, for the in-memory views
+/// (the revocation set, the user cache) once it has committed.
 #[derive(Debug, Default)]
-pub struct Revoked(Vec<String>);
+pub struct Revoked {
+    sessions: Vec<String>,
+    users: Vec<String>,
+}
 
 impl Revoked {
     pub fn add(&mut self, session_id: String) {
-        self.0.push(session_id);
+        self.sessions.push(session_id);
     }
 
     pub fn extend(&mut self, session_ids: Vec<String>) {
-        self.0.extend(session_ids);
+        self.sessions.extend(session_ids);
+    }
+
+    /// The user's row changed (profile, role, disabled, password, deleted).
+    pub fn user_changed(&mut self, user_id: &str) {
+        self.users.push(user_id.to_owned());
     }
 }
 
@@ -122,8 +131,11 @@ impl AppState {
                 Ok((value, revoked))
             })
             .await?;
-        if !revoked.0.is_empty() {
-            self.revocations.insert_all(revoked.0, self.now());
+        if !revoked.sessions.is_empty() {
+            self.revocations.insert_all(revoked.sessions, self.now());
+        }
+        for user in &revoked.users {
+            self.users.forget(user);
         }
         Ok(value)
     }

@@ -10,3 +10,4 @@ pub mod sessions;
 pub mod signin;
 pub mod throttle;
 pub mod tokens;
+pub mod user_cache;

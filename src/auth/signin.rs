@@ -214,6 +214,10 @@ where
             Ok(Ok((user, opened)))
         })
         .await?;
+    // The sign-in changed the row (last_login_at, maybe the hash).
+    if let Ok((user, _)) = &result {
+        state.users.forget(&user.id);
+    }
     if result.is_ok() {
         log::info!("sign-in ok");
         state.metrics.login("ok");

@@ -16,12 +16,13 @@ use crate::state::AppState;
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
 /// Who acts, as the store knows them now: the token says who is calling,
 /// the store says whether they still exist and what role they hold, so a
 /// demotion counts from the next request.
 pub struct Actor {
-    user: Option<UserRow>,
+    user: Option<Arc<UserRow>>,
     /// Who acts when no user does (`cli` for the operator at the shell).
     system: Option<&'static str>,
 }
@@ -44,27 +45,42 @@ impl Actor {
 
     /// An actor already loaded (the console's signed-in admin).
     pub fn from_row(user: UserRow) -> Self {
+        Self::from_shared(Arc::new(user))
+    }
+
+    fn from_shared(user: Arc<UserRow>) -> Self {
         Self {
             user: Some(user),
             system: None,
         }
     }
 
-    /// Loads the caller's user; a deleted or disabled one is refused like a
+    /// Loads the caller's user (from memory when it can: see
+    /// `auth::user_cache`); a deleted or disabled one is refused like a
     /// revoked token.
     pub async fn load(state: &AppState, caller: &Caller) -> Result<Self, ApiError> {
-        let id = caller.user_id.clone();
-        let user = state
-            .read(move |conn| Ok(user_store::find(conn, &id)?))
-            .await?;
+        let user = match state.users.get(&caller.user_id) {
+            Some(user) => Some(user),
+            None => {
+                let (id, generation) = (caller.user_id.clone(), state.users.generation());
+                let found = state
+                    .read(move |conn| Ok(user_store::find(conn, &id)?))
+                    .await?;
+                found.map(|row| {
+                    let row = Arc::new(row);
+                    state.users.insert(generation, row.clone());
+                    row
+                })
+            }
+        };
         match user {
-            Some(user) if !user.disabled => Ok(Self::from_row(user)),
+            Some(user) if !user.disabled => Ok(Self::from_shared(user)),
             _ => Err(ApiError::invalid_token()),
         }
     }
 
     pub fn row(&self) -> Result<&UserRow, ApiError> {
-        self.user.as_ref().ok_or_else(ApiError::invalid_token)
+        self.user.as_deref().ok_or_else(ApiError::invalid_token)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -112,7 +128,7 @@ impl Actor {
     pub async fn target(&self, state: &AppState, id: &str) -> Result<UserRow, ApiError> {
         let id = self.authorize_target(id)?;
         if let Some(own) = self.user.as_ref().filter(|u| u.id == id) {
-            return Ok(own.clone());
+            return Ok(UserRow::clone(own));
         }
         state
             .read(move |conn| user_store::find(conn, &id)?.ok_or(ApiError::NotFound))

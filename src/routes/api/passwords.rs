@@ -70,6 +70,7 @@ pub async fn change_own(
     state
         .write_revoking(move |conn, revoked| {
             let id = &verified.user.id;
+            revoked.user_changed(id);
             verified.settle(&throttle, conn)?;
             users::set_password_hash(conn, id, &hash, now)?;
             console_sessions::delete_for_user(conn, id)?;
@@ -130,6 +131,7 @@ pub async fn set_password(
     state
         .write_revoking(move |conn, revoked| {
             let user = users::find(conn, &user_id)?.ok_or(ApiError::NotFound)?;
+            revoked.user_changed(&user.id);
             users::set_password_hash(conn, &user.id, &hash, now)?;
             console_sessions::delete_for_user(conn, &user.id)?;
             revoked.extend(sessions::revoke_all_for_user(

@@ -354,6 +354,7 @@ pub async fn apply_changes(
     state
         .write_revoking(move |conn, revoked| {
             let before = users::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            revoked.user_changed(&id);
             if changes.removes_admin() && is_last_admin(conn, &before)? {
                 return Err(ApiError::Conflict("this is the last admin"));
             }
@@ -452,6 +453,7 @@ pub async fn delete_user(
     state
         .write_revoking(move |conn, revoked| {
             let user = users::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            revoked.user_changed(&id);
             if is_last_admin(conn, &user)? {
                 return Err(ApiError::Conflict("this is the last admin"));
             }

@@ -99,6 +99,7 @@ impl Application {
         let console = ConsoleSessions::new(&state).await?;
         let state_handle = state.clone();
         let cors_origins = state.settings.cors_allowed_origins.clone();
+        let pool_size = state.settings.database_pool_size.max(1) as usize;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -129,6 +130,10 @@ impl Application {
                 )
         })
         .shutdown_timeout(grace.as_secs())
+        // Blocking threads only run store work, which needs a pooled
+        // connection: more threads than connections would only wait for
+        // one, each with its own stack (actix's default is 256 per worker).
+        .worker_max_blocking_threads(pool_size)
         .listen(listener)
         .map_err(|e| fail("BIND_ADDRESS")(e.to_string()))?
         .run();

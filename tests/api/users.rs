@@ -654,6 +654,58 @@ async fn the_user_list_filters_by_search_role_and_disabled() {
 }
 
 #[tokio::test]
+async fn a_search_follows_renames_and_deletions_and_takes_any_text() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let user = app.new_user().await;
+    let path = format!("/api/user/{}", user.id);
+    let renamed = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&admin.access_token),
+            Some(&json!({ "first_name": "Hedy", "last_name": "Lamarr" })),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(
+        emails(&list(&app, &admin.access_token, "?q=lamarr").await),
+        [user.email.as_str()]
+    );
+    assert_eq!(
+        emails(&list(&app, &admin.access_token, "?q=EDY").await),
+        [user.email.as_str()]
+    );
+    assert!(
+        emails(&list(&app, &admin.access_token, "?q=test").await).is_empty(),
+        "the old name is forgotten"
+    );
+    for q in [
+        "%22lamarr%22",
+        "lam%22arr",
+        "AND",
+        "NOT%20lamarr",
+        "*",
+        "la",
+    ] {
+        let response = app
+            .get(&format!("/api/user?q={q}"), Some(&admin.access_token))
+            .await;
+        assert_eq!(response.status(), 200, "q={q}");
+    }
+    assert_eq!(
+        emails(&list(&app, &admin.access_token, "?q=la").await),
+        [user.email.as_str()],
+        "two letters still search"
+    );
+    let deleted = app
+        .send(Method::DELETE, &path, Some(&admin.access_token), None)
+        .await;
+    assert!(deleted.status().is_success());
+    assert!(emails(&list(&app, &admin.access_token, "?q=lamarr").await).is_empty());
+}
+
+#[tokio::test]
 async fn unreadable_list_parameters_get_400() {
     let app = spawn_app().await;
     let admin = app.admin().await;

@@ -94,6 +94,15 @@ impl KeyRing {
         }
     }
 
+    /// Whether a token signed by `kid` still verifies at `now` (what
+    /// [`KeyRing::verifier`] answers, without making the key).
+    pub fn accepts(&self, kid: &str, now: DateTime<Utc>) -> bool {
+        let ring = self.ring.load();
+        ring.verifiers
+            .get(kid)
+            .is_some_and(|key| key.until.is_none_or(|until| now < until))
+    }
+
     pub fn verify_window(&self) -> TimeDelta {
         self.verify_window
     }

@@ -11,3 +11,4 @@ pub mod signin;
 pub mod throttle;
 pub mod tokens;
 pub mod user_cache;
+pub mod verified;

@@ -6,6 +6,7 @@
 
 use super::keys::KeyRing;
 use super::revocation::RevocationSet;
+use super::verified::VerifiedTokens;
 use crate::config::Settings;
 use crate::domain::Role;
 use chrono::{DateTime, Utc};
@@ -70,6 +71,7 @@ pub struct TokenService {
     ttl: i64,
     leeway: i64,
     validation: Validation,
+    verified: VerifiedTokens,
 }
 
 impl TokenService {
@@ -88,6 +90,7 @@ impl TokenService {
             ttl: settings.access_token_ttl.as_secs() as i64,
             leeway: settings.token_leeway.as_secs() as i64,
             validation,
+            verified: VerifiedTokens::new(super::verified::CAPACITY),
         }
     }
 
@@ -135,6 +138,15 @@ impl TokenService {
         revocations: &RevocationSet,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims, TokenError> {
+        // A token seen before skips the parsing and the signature, never
+        // the checks of what can change: the key, the clock, revocation.
+        if let Some(seen) = self.verified.get(token) {
+            if keys.accepts(&seen.kid, now) {
+                self.check_live(&seen.claims, now, revocations)?;
+                return Ok(seen.claims.clone());
+            }
+            return Err(TokenError::UnknownKey);
+        }
         check_shape(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::HS256 {
@@ -159,8 +171,20 @@ impl TokenService {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
-        // The library checked the times against the system clock; check them
-        // again against the app's, which tests can move.
+        self.check_live(&claims, now, revocations)?;
+        self.verified.insert(token, kid, &claims, now.timestamp());
+        Ok(claims)
+    }
+
+    /// The checks of a signed token that can change from one request to
+    /// the next. The library checked the times against the system clock;
+    /// these check them against the app's, which tests can move.
+    fn check_live(
+        &self,
+        claims: &AccessClaims,
+        now: DateTime<Utc>,
+        revocations: &RevocationSet,
+    ) -> Result<(), TokenError> {
         let now = now.timestamp();
         if now >= claims.exp.saturating_add(self.leeway) {
             return Err(TokenError::Expired);
@@ -174,7 +198,7 @@ impl TokenService {
         if revocations.is_revoked(&claims.sid) {
             return Err(TokenError::Revoked);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 

@@ -1,0 +1,744 @@
+//! The load harness: builds nothing itself (cargo builds the optimised
+//! binary for `cargo bench`), seeds a store, starts the real server as a
+//! child process and measures, in one run, every target of the performance
+//! issue. It prints a table (target, measured, pass/fail), writes the raw
+//! results to `target/bench/results.json` and a latency chart to
+//! `docs/bench/guarded-latency.svg`.
+//!
+//! `scripts/bench` installs `wrk` (Debian's) when it is missing and runs
+//! `cargo bench --bench load` (`LOAD_USERS=1000000` by default; set it lower
+//! for a quick look; `LOAD_SECONDS` per round, default 5).
+//!
+//! `/healthz` and the guarded route are driven by `wrk` (C, two threads, 64
+//! connections), so the client's own cost does not flatten their ratio; the
+//! stateful rounds (refresh chains, sign-ins, the storm and its fixed-rate
+//! probe) by an in-process client. The load generator runs on the same two
+//! cores as the server, so absolute numbers undersell the server; the
+//! targets are ratios measured in the same run, alternating rounds, medians.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use latchkey::db::models::search_text;
+use latchkey::db::schema::users;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "amber-falcon-ridge-2041";
+const CONCURRENCY: usize = 64;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One PHC string at the real parameters, shared by every seeded user (the
+/// seed would take hours if each hashed its own).
+fn shared_hash() -> String {
+    use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(19_456, 2, 1, Some(32)).unwrap();
+    let salt = b"load-harness-salt";
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into(PASSWORD.as_bytes(), salt, &mut out)
+        .unwrap();
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(0x13),
+        params: ParamsString::try_from(&params).unwrap(),
+        salt: Some(Salt::new(salt).unwrap()),
+        hash: Some(Output::new(&out).unwrap()),
+    }
+    .to_string()
+}
+
+/// Inserts `count` users in large transactions.
+fn seed(db: &Path, count: u64) -> Duration {
+    let started = Instant::now();
+    let pool = latchkey::db::connect(db.to_str().unwrap(), 1).unwrap();
+    latchkey::db::migrate(&pool).unwrap();
+    let mut conn = pool.get().unwrap();
+    let hash = shared_hash();
+    let base = Utc::now().naive_utc() - chrono::TimeDelta::days(365);
+    let first_names = [
+        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
+    ];
+    let last_names = [
+        "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
+        "Perlman",
+    ];
+    let mut n = 0u64;
+    while n < count {
+        let batch: Vec<(String, String, String, String, chrono::NaiveDateTime)> = (n..(n + 5000)
+            .min(count))
+            .map(|i| {
+                let first = first_names[(i % 10) as usize];
+                let last = last_names[(i % 9) as usize];
+                let email = format!("user{i}@load.example");
+                let at = base + chrono::TimeDelta::milliseconds((i * 31) as i64);
+                (
+                    uuid::Uuid::new_v4().to_string(),
+                    email,
+                    first.to_owned(),
+                    last.to_owned(),
+                    at,
+                )
+            })
+            .collect();
+        conn.immediate_transaction(|conn| {
+            for chunk in batch.chunks(500) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|(id, email, first, last, at)| {
+                        (
+                            users::id.eq(id),
+                            users::email.eq(email),
+                            users::first_name.eq(first),
+                            users::last_name.eq(last),
+                            users::password_hash.eq(&hash),
+                            users::role.eq("user"),
+                            users::disabled.eq(false),
+                            users::created_at.eq(at),
+                            users::updated_at.eq(at),
+                            users::search_text.eq(search_text(email, first, last)),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(users::table)
+                    .values(&rows)
+                    .execute(conn)?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+        n += batch.len() as u64;
+    }
+    started.elapsed()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Starts the release binary and returns it with the time to a 200 /readyz.
+fn start(db: &Path, admin: bool) -> (Server, Duration) {
+    let started = Instant::now();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
+        .env_clear()
+        .env("BIND_ADDRESS", "127.0.0.1:0")
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn,latchkey::startup=info")
+        .env("LOGIN_MAX_FAILURES", "1000000000")
+        .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000000")
+        .stderr(Stdio::piped());
+    if admin {
+        command
+            .env("ADMIN_EMAIL", "admin@load.example")
+            .env("ADMIN_PASSWORD", PASSWORD);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the server listens").unwrap();
+        if let Some(address) = line.split("listening on ").nth(1) {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let server = Server { child, base };
+    loop {
+        if let Ok(mut stream) =
+            std::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        {
+            use std::io::{Read, Write};
+            let _ =
+                stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            if stream.read_exact(&mut head).is_ok() && &head[9..12] == b"200" {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ready = started.elapsed();
+    (server, ready)
+}
+
+/// Requests per second `wrk` reaches on `url` in `seconds`, with `header`.
+/// Any non-2xx answer fails the run: a fast 401 is not a measurement.
+fn wrk(url: &str, header: Option<&str>, seconds: u64) -> f64 {
+    let mut command = Command::new("wrk");
+    command.args(["-t2", &format!("-c{CONCURRENCY}"), &format!("-d{seconds}s")]);
+    if let Some(header) = header {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .expect("wrk is installed (scripts/bench installs it: apt-get install -y wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !text.contains("Non-2xx"),
+        "wrk on {url}: {text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap()
+}
+
+/// Requests per second of `make` at CONCURRENCY for `seconds`, and the
+/// latencies seen (µs).
+async fn throughput<F, Fut>(seconds: u64, make: F) -> (f64, Vec<u64>)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let make = Arc::new(make);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let (make, done) = (make.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0;
+            while Instant::now() < stop {
+                let t = Instant::now();
+                if make(worker, n).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    latencies.push(t.elapsed().as_micros() as u64);
+                }
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    (
+        done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+        latencies,
+    )
+}
+
+/// A fixed-rate probe of `url` with `token`: latencies in µs.
+async fn probe(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    rate: u64,
+    seconds: u64,
+) -> Vec<u64> {
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let mut pending = Vec::new();
+    while Instant::now() < stop {
+        ticker.tick().await;
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        pending.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = client
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            ok.then(|| t.elapsed().as_micros() as u64)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for p in pending {
+        if let Some(l) = p.await.unwrap() {
+            latencies.push(l);
+        }
+    }
+    latencies
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+async fn login(client: &reqwest::Client, base: &str, email: &str) -> Value {
+    let response = client
+        .post(format!("{base}/api/user/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "sign-in of {email}");
+    response.json().await.unwrap()
+}
+
+/// Argon2id verifications per second on `threads` threads, in process: the
+/// machine's limit for sign-ins.
+fn argon2_limit(threads: usize, seconds: u64) -> f64 {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                use argon2::{Algorithm, Argon2, Block, Params, Version};
+                let params = Params::new(19_456, 2, 1, Some(32)).unwrap();
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+                let mut blocks = vec![Block::default(); params.block_count()];
+                let mut out = [0u8; 32];
+                while Instant::now() < stop {
+                    argon
+                        .hash_password_into_with_memory(
+                            PASSWORD.as_bytes(),
+                            b"saltsaltsalt",
+                            &mut out,
+                            &mut blocks,
+                        )
+                        .unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Target {
+    name: String,
+    goal: String,
+    measured: String,
+    pass: bool,
+}
+
+fn chart(idle: &[u64], storm: &[u64], path: &Path) {
+    use plotters::prelude::*;
+    let points = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999];
+    let series = |sorted: &[u64]| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as f64, percentile(sorted, *p) / 1000.0))
+            .collect()
+    };
+    let (idle, storm) = (series(idle), series(storm));
+    let top = idle
+        .iter()
+        .chain(&storm)
+        .map(|(_, y)| *y)
+        .fold(1.0, f64::max)
+        * 1.2;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "GET /api/user/me latency, idle vs during a sign-in storm",
+            ("sans-serif", 18),
+        )
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.2f64..5.2f64, 0f64..top)
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .x_label_formatter(&|x| {
+            ["p50", "p75", "p90", "p95", "p99", "p99.9"]
+                .get(x.round() as usize)
+                .copied()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .y_desc("milliseconds")
+        .draw()
+        .unwrap();
+    chart
+        .draw_series(LineSeries::new(idle, BLUE.stroke_width(2)))
+        .unwrap()
+        .label("idle")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(storm, RED.stroke_width(2)))
+        .unwrap()
+        .label("during the storm")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` lists benches; nothing to test here
+    }
+    let users_wanted = env_number("LOAD_USERS", 1_000_000);
+    let seconds = env_number("LOAD_SECONDS", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("load.db");
+    eprintln!("seeding {users_wanted} users…");
+    let seed_time = seed(&db, users_wanted);
+    eprintln!("seeded in {seed_time:?}");
+
+    // The first start creates the admin from ADMIN_EMAIL/ADMIN_PASSWORD
+    // (which loads the password-strength dictionaries and hashes once);
+    // what it holds once idle is reported beside the target.
+    let (server, _) = start(&db, true);
+    tokio::time::sleep(latchkey::auth::password::IDLE_RELEASE + Duration::from_secs(1)).await;
+    let first_start_idle_rss_mib = rss_kib(server.child.id(), "VmRSS:") as f64 / 1024.0;
+    drop(server);
+    // Start-up on the migrated store, as on every later start, then idle
+    // memory on the server that takes the load.
+    let mut ready = Vec::new();
+    for _ in 0..3 {
+        let (server, took) = start(&db, false);
+        ready.push(took.as_secs_f64() * 1000.0);
+        drop(server);
+    }
+    let ready_ms = median(&mut ready);
+    let (server, _) = start(&db, false);
+    let pid = server.child.id();
+    let base = server.base.clone();
+    tokio::time::sleep(latchkey::auth::password::IDLE_RELEASE + Duration::from_secs(1)).await;
+    let idle_rss_mib = rss_kib(pid, "VmRSS:") as f64 / 1024.0;
+
+    let http = client();
+    let admin = login(&http, &base, "admin@load.example").await;
+    let admin_token = admin["access_token"].as_str().unwrap().to_owned();
+    let user = login(&http, &base, "user1@load.example").await;
+    let token = user["access_token"].as_str().unwrap().to_owned();
+
+    // Rounds alternate /healthz and the guarded route; medians of each.
+    let (mut healthz, mut guarded) = (Vec::new(), Vec::new());
+    let bearer = format!("Authorization: Bearer {token}");
+    for _ in 0..3 {
+        healthz.push(wrk(&format!("{base}/healthz"), None, seconds));
+        guarded.push(wrk(&format!("{base}/api/user/me"), Some(&bearer), seconds));
+    }
+    let (healthz_rps, guarded_rps) = (median(&mut healthz), median(&mut guarded));
+    // Revocation still bites on the very next request after all that.
+    let doomed = login(&http, &base, "user2@load.example").await;
+    let doomed = doomed["access_token"].as_str().unwrap().to_owned();
+    let me = |t: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/api/user/me"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let before = me(doomed.clone()).await;
+    let logout = http
+        .post(format!("{base}/api/user/logout"))
+        .bearer_auth(&doomed)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let after = me(doomed.clone()).await;
+    let revoked = before == 200 && logout.is_success() && after == 401;
+
+    // Refresh: one chain per worker.
+    let mut chains = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let tokens = login(&http, &base, &format!("user{}@load.example", 100 + worker)).await;
+        chains.push(tokio::sync::Mutex::new(
+            tokens["refresh_token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let chains = Arc::new(chains);
+    let (c, url) = (http.clone(), format!("{base}/api/user/refresh-token"));
+    let (refresh_rps, _) = throughput(seconds, move |worker, _| {
+        let (c, url, chains) = (c.clone(), url.clone(), chains.clone());
+        async move {
+            let mut chain = chains[worker].lock().await;
+            let Ok(r) = c
+                .post(&url)
+                .json(&json!({ "refresh_token": *chain }))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            if r.status() != 200 {
+                return false;
+            }
+            let body: Value = r.json().await.unwrap();
+            *chain = body["refresh_token"].as_str().unwrap().to_owned();
+            true
+        }
+    })
+    .await;
+
+    // The Argon2 limit of the machine, then sign-ins, then the storm with
+    // a fixed-rate probe of the guarded route beside it.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limit = argon2_limit(cores, seconds);
+    let sign_in = {
+        let (c, url, users) = (http.clone(), format!("{base}/api/user/login"), users_wanted);
+        move |worker: usize, n: u64| {
+            let (c, url) = (c.clone(), url.clone());
+            async move {
+                let email = format!(
+                    "user{}@load.example",
+                    (1000 + worker as u64 * 1000 + n % 1000) % users
+                );
+                let r = c
+                    .post(&url)
+                    .json(&json!({ "email": email, "password": PASSWORD }))
+                    .send()
+                    .await;
+                r.is_ok_and(|r| r.status() == 200)
+            }
+        }
+    };
+    let (sign_in_rps, _) = throughput(seconds, sign_in.clone()).await;
+    let probe_rate = 200;
+    let mut idle_probe = probe(
+        http.clone(),
+        format!("{base}/api/user/me"),
+        token.clone(),
+        probe_rate,
+        seconds,
+    )
+    .await;
+    let storm_probe = tokio::spawn(probe(
+        client(),
+        format!("{base}/api/user/me"),
+        token.clone(),
+        probe_rate,
+        seconds,
+    ));
+    let (storm_rps, _) = throughput(seconds, sign_in).await;
+    let mut storm_probe = storm_probe.await.unwrap();
+    let peak_rss_mib = rss_kib(pid, "VmHWM:") as f64 / 1024.0;
+    tokio::time::sleep(latchkey::auth::password::IDLE_RELEASE + Duration::from_secs(1)).await;
+    let after_storm_rss_mib = rss_kib(pid, "VmRSS:") as f64 / 1024.0;
+    idle_probe.sort_unstable();
+    storm_probe.sort_unstable();
+    let (idle_p99, storm_p99) = (
+        percentile(&idle_probe, 0.99) / 1000.0,
+        percentile(&storm_probe, 0.99) / 1000.0,
+    );
+    chart(
+        &idle_probe,
+        &storm_probe,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bench/guarded-latency.svg"),
+    );
+
+    // The user list on the seeded store: newest first by cursor, and search.
+    let mut page_ms = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..200 {
+        let url = match &cursor {
+            Some(c) => format!("{base}/api/user?limit=50&cursor={c}"),
+            None => format!("{base}/api/user?limit=50"),
+        };
+        let t = Instant::now();
+        let page: Value = http
+            .get(&url)
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page_ms.push(t.elapsed().as_micros() as u64);
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    let mut search_ms = Vec::new();
+    for n in 0..40u64 {
+        let q = [
+            "lovelace",
+            "user4242",
+            "hopp",
+            "@load.ex",
+            "zzz-nobody",
+            "dijk",
+            "user99999",
+            "grace",
+        ][n as usize % 8];
+        let t = Instant::now();
+        let r = http
+            .get(format!("{base}/api/user?limit=50&q={q}"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+        search_ms.push(t.elapsed().as_micros() as u64);
+    }
+    page_ms.sort_unstable();
+    search_ms.sort_unstable();
+    let (page_p95, search_p95) = (
+        percentile(&page_ms, 0.95) / 1000.0,
+        percentile(&search_ms, 0.95) / 1000.0,
+    );
+
+    let ratio = guarded_rps / healthz_rps;
+    let sign_in_share = storm_rps.max(sign_in_rps) / limit;
+    let targets = vec![
+        Target {
+            name: "guarded /api/user/me vs /healthz".into(),
+            goal: "≥ 0.70×".into(),
+            measured: format!("{ratio:.2}× ({guarded_rps:.0} vs {healthz_rps:.0} req/s)"),
+            pass: ratio >= 0.7,
+        },
+        Target {
+            name: "revocation on the next request".into(),
+            goal: "200, logout, 401".into(),
+            measured: format!("{before}, {}, {after}", logout.as_u16()),
+            pass: revoked,
+        },
+        Target {
+            name: "sign-ins vs the Argon2 limit".into(),
+            goal: "≥ 85%".into(),
+            measured: format!(
+                "{:.0}% ({:.1} vs {limit:.1}/s)",
+                sign_in_share * 100.0,
+                storm_rps.max(sign_in_rps)
+            ),
+            pass: sign_in_share >= 0.85,
+        },
+        Target {
+            name: "guarded p99 during the storm vs idle".into(),
+            goal: "≤ 3×".into(),
+            measured: format!(
+                "{:.2}× ({storm_p99:.2} vs {idle_p99:.2} ms)",
+                storm_p99 / idle_p99
+            ),
+            pass: storm_p99 <= 3.0 * idle_p99,
+        },
+        Target {
+            name: "peak resident memory during the storm".into(),
+            goal: "≤ 64 MiB".into(),
+            measured: format!("{peak_rss_mib:.1} MiB"),
+            pass: peak_rss_mib <= 64.0,
+        },
+        Target {
+            name: "refreshes".into(),
+            goal: "≥ 2000/s".into(),
+            measured: format!("{refresh_rps:.0}/s"),
+            pass: refresh_rps >= 2000.0,
+        },
+        Target {
+            name: format!("user list page p95 ({users_wanted} users)"),
+            goal: "≤ 50 ms".into(),
+            measured: format!("{page_p95:.1} ms"),
+            pass: page_p95 <= 50.0,
+        },
+        Target {
+            name: format!("user search p95 ({users_wanted} users)"),
+            goal: "≤ 200 ms".into(),
+            measured: format!("{search_p95:.1} ms"),
+            pass: search_p95 <= 200.0,
+        },
+        Target {
+            name: "start to ready (migrated store)".into(),
+            goal: "≤ 300 ms".into(),
+            measured: format!("{ready_ms:.0} ms"),
+            pass: ready_ms <= 300.0,
+        },
+        Target {
+            name: "idle resident memory (started on the migrated store)".into(),
+            goal: "≤ 20 MiB".into(),
+            measured: format!("{idle_rss_mib:.1} MiB"),
+            pass: idle_rss_mib <= 20.0,
+        },
+    ];
+    println!("\n| target | goal | measured | |\n|---|---|---|---|");
+    for t in &targets {
+        println!(
+            "| {} | {} | {} | {} |",
+            t.name,
+            t.goal,
+            t.measured,
+            if t.pass { "pass" } else { "FAIL" }
+        );
+    }
+    println!(
+        "\nalso: resident {after_storm_rss_mib:.1} MiB once idle again after the storm; \
+         {first_start_idle_rss_mib:.1} MiB idle after the first start, which checked and hashed ADMIN_PASSWORD"
+    );
+    let results = json!({
+        "users": users_wanted, "seconds_per_round": seconds, "concurrency": CONCURRENCY, "seed_seconds": seed_time.as_secs_f64(),
+        "healthz_rps_rounds": healthz, "guarded_rps_rounds": guarded, "refresh_rps": refresh_rps,
+        "argon2_limit_per_s": limit, "sign_in_rps": sign_in_rps, "storm_sign_in_rps": storm_rps,
+        "probe_rate": probe_rate,
+        "idle_probe_ms": { "p50": percentile(&idle_probe, 0.5) / 1000.0, "p99": idle_p99, "n": idle_probe.len() },
+        "storm_probe_ms": { "p50": percentile(&storm_probe, 0.5) / 1000.0, "p99": storm_p99, "n": storm_probe.len() },
+        "peak_rss_mib": peak_rss_mib, "idle_rss_mib": idle_rss_mib, "after_storm_idle_rss_mib": after_storm_rss_mib,
+        "first_start_idle_rss_mib": first_start_idle_rss_mib, "ready_ms_rounds": ready,
+        "revocation": { "before": before, "logout": logout.as_u16(), "after": after },
+        "page_p95_ms": page_p95, "search_p95_ms": search_p95,
+        "targets": targets.iter().map(|t| json!({ "name": t.name, "goal": t.goal, "measured": t.measured, "pass": t.pass })).collect::<Vec<_>>(),
+    });
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .unwrap();
+    eprintln!("raw results: target/bench/results.json; chart: docs/bench/guarded-latency.svg");
+    drop(server);
+    if targets.iter().any(|t| !t.pass) {
+        std::process::exit(1);
+    }
+}

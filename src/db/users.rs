@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sqlite::Sqlite;
 
 pub fn insert(conn: &mut SqliteConnection, row: &NewUserRow<'_>) -> QueryResult<UserRow> {
     diesel::insert_into(users::table)
@@ -164,23 +165,58 @@ pub struct UserFilter {
 
 /// One page by keyset: the cost of a page does not grow with how deep it
 /// is, in any of the sorts (each has an index).
+///
+/// A search (`q`) is a LIKE on `search_text` and exact in every case; what
+/// changes is how many rows it reads. From three characters on, the
+/// trigram index (`users_search`) counts the matches first:
+/// - at most [`FEW_MATCHES`]: only those rows are read, then sorted;
+/// - more: the first [`WALK_BUDGET`] rows of the listing's own order
+///   usually hold a page already (one row in 200 matches). When they do
+///   not (the matches all lie further down), every match is read and
+///   sorted, in time proportional to their number.
+///
+/// Shorter searches walk the listing's order until the page is full.
 pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec<UserRow>> {
-    let mut query = users::table.select(UserRow::as_select()).into_boxed();
-    if let Some(q) = &filter.q {
-        let needle = q.to_lowercase();
-        let pattern = format!("%{}%", escape_like(&needle));
-        query = query.filter(users::search_text.like(pattern).escape('\\'));
-        if let Some(phrase) = trigram_phrase(&needle)
-            && few_matches(conn, &phrase)?
-        {
-            query = query.filter(
-                sql::<Bool>(
-                    "users.rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
-                )
-                .bind::<Text, _>(phrase)
-                .sql(")"),
-            );
+    let Some(q) = &filter.q else {
+        return ordered(filter, None)
+            .select(UserRow::as_select())
+            .limit(filter.limit)
+            .load(conn);
+    };
+    let needle = q.to_lowercase();
+    let pattern = format!("%{}%", escape_like(&needle));
+    let page = |conn: &mut SqliteConnection, within: Option<i64>, phrase: Option<&str>| {
+        let mut query = ordered(filter, Some(pattern.clone())).select(UserRow::as_select());
+        if let Some(budget) = within {
+            let window = ordered(filter, None)
+                .select(sql::<BigInt>("users.rowid"))
+                .limit(budget);
+            query = query.filter(sql::<BigInt>("users.rowid").eq_any(window));
         }
+        if let Some(phrase) = phrase {
+            query = query.filter(in_search_index(phrase));
+        }
+        query.limit(filter.limit).load(conn)
+    };
+    let Some(phrase) = trigram_phrase(&needle) else {
+        return page(conn, None, None);
+    };
+    if few_matches(conn, &phrase)? {
+        return page(conn, None, Some(&phrase));
+    }
+    let first = page(conn, Some(WALK_BUDGET), None)?;
+    if first.len() as i64 >= filter.limit {
+        return Ok(first);
+    }
+    page(conn, None, Some(&phrase))
+}
+
+/// The listing in its order, from its cursor, with its filters and, when
+/// given, the LIKE `pattern` on `search_text`.
+fn ordered(filter: &UserFilter, pattern: Option<String>) -> users::BoxedQuery<'_, Sqlite> {
+    let mut query = users::table.into_boxed();
+    if let Some(pattern) = pattern {
+        query = query.filter(users::search_text.like(pattern).escape('\\'));
     }
     if let Some(role) = filter.role {
         query = query.filter(users::role.eq(role));
@@ -213,14 +249,27 @@ pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec
         // keyset condition above expects; PostgreSQL will need NULLS LAST.
         UserSort::LastLogin => query.order((users::last_login_at.desc(), users::id.desc())),
     };
-    query.limit(filter.limit).load(conn)
+    query
 }
 
-/// Above this many trigram matches, a search walks the listing's own index
-/// instead: matches are then dense enough (one row in 200 of a million)
-/// that the first page fills after a few thousand rows, where reading every
-/// match to sort them would cost more.
+/// The users whose `search_text` holds the FTS5 `phrase`.
+fn in_search_index(
+    phrase: &str,
+) -> Box<dyn BoxableExpression<users::table, Sqlite, SqlType = Bool>> {
+    Box::new(
+        sql::<Bool>("users.rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ")
+            .bind::<Text, _>(phrase.to_owned())
+            .sql(")"),
+    )
+}
+
+/// Above this many trigram matches, a search first looks at the first
+/// [`WALK_BUDGET`] rows of the listing's order.
 const FEW_MATCHES: i64 = 5_000;
+
+/// How many rows of the listing's order a search with many matches reads
+/// before it reads every match instead.
+const WALK_BUDGET: i64 = 10_000;
 
 /// The FTS5 phrase that finds `needle` as a substring in `users_search`,
 /// if it is long enough for trigrams (shorter ones fall back to the scan).

@@ -802,3 +802,97 @@ fn weak_hash(password: &str) -> String {
     }
     .to_string()
 }
+
+/// Seeds `count` users straight into the store, the oldest first, a second
+/// apart; those with `i < cluster` are named "Oldcluster".
+fn seed_users(app: &TestApp, count: usize, cluster: usize) -> Vec<String> {
+    use latchkey::db::models::search_text;
+    use latchkey::db::schema::users;
+    let mut conn = app.store();
+    let base = chrono::Utc::now().naive_utc() - chrono::TimeDelta::days(30);
+    let rows: Vec<_> = (0..count)
+        .map(|i| {
+            let email = format!("bulk{i}@dense.example");
+            let first = if i < cluster { "Oldcluster" } else { "Plain" };
+            let at = base + chrono::TimeDelta::seconds(i as i64);
+            (uuid::Uuid::new_v4().to_string(), email, first, at)
+        })
+        .collect();
+    conn.immediate_transaction(|conn| {
+        for chunk in rows.chunks(500) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(id, email, first, at)| {
+                    (
+                        users::id.eq(id),
+                        users::email.eq(email),
+                        users::first_name.eq(*first),
+                        users::last_name.eq("Seeded"),
+                        users::password_hash.eq("$argon2id$unused"),
+                        users::role.eq("user"),
+                        users::disabled.eq(false),
+                        users::created_at.eq(at),
+                        users::updated_at.eq(at),
+                        users::search_text.eq(search_text(email, first, "Seeded")),
+                    )
+                })
+                .collect();
+            diesel::insert_into(users::table)
+                .values(&values)
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .unwrap();
+    rows.into_iter().map(|(_, email, _, _)| email).collect()
+}
+
+/// Every page of `q`, newest first, following the cursor.
+async fn search_pages(app: &TestApp, token: &str, q: &str, pages: usize) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..pages {
+        let query = match &cursor {
+            Some(c) => format!("?q={q}&limit=50&cursor={c}"),
+            None => format!("?q={q}&limit=50"),
+        };
+        let page = list(app, token, &query).await;
+        out.push(emails(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_search_with_many_matches_pages_exactly_newest_first_wherever_they_lie() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    // 17,000 users: the oldest 6,000 are a cluster past the newest 10,000.
+    let seeded = seed_users(&app, 17_000, 6_000);
+    let newest = |matching: &dyn Fn(usize) -> bool, skip: usize| -> Vec<String> {
+        (0..seeded.len())
+            .rev()
+            .filter(|i| matching(*i))
+            .skip(skip)
+            .take(50)
+            .map(|i| seeded[i].clone())
+            .collect()
+    };
+    // Matches everywhere: the first page comes from the newest rows.
+    let everyone = search_pages(&app, &admin.access_token, "dense.example", 2).await;
+    assert_eq!(everyone[0], newest(&|_| true, 0));
+    assert_eq!(everyone[1], newest(&|_| true, 50));
+    // Many matches, all far down the list: still the newest of them, in order.
+    let cluster = search_pages(&app, &admin.access_token, "oldcluster", 2).await;
+    assert_eq!(cluster[0], newest(&|i| i < 6_000, 0));
+    assert_eq!(cluster[1], newest(&|i| i < 6_000, 50));
+    // A few matches, and a search too short for trigrams.
+    let few = search_pages(&app, &admin.access_token, "bulk1234", 1).await;
+    assert_eq!(few[0], newest(&|i| seeded[i].starts_with("bulk1234"), 0));
+    assert_eq!(few[0].len(), 11);
+    let short = search_pages(&app, &admin.access_token, "k9", 1).await;
+    assert_eq!(short[0], newest(&|i| seeded[i].contains("k9"), 0));
+}

@@ -257,14 +257,15 @@ where
     )
 }
 
-/// A fixed-rate probe of `url` with `token`: latencies in µs.
+/// A fixed-rate probe of `url` with `token`: latencies in µs of the 200s,
+/// and how many requests got anything else.
 async fn probe(
     client: reqwest::Client,
     url: String,
     token: String,
     rate: u64,
     seconds: u64,
-) -> Vec<u64> {
+) -> (Vec<u64>, usize) {
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let stop = Instant::now() + Duration::from_secs(seconds);
     let mut pending = Vec::new();
@@ -282,13 +283,14 @@ async fn probe(
             ok.then(|| t.elapsed().as_micros() as u64)
         }));
     }
-    let mut latencies = Vec::new();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
     for p in pending {
-        if let Some(l) = p.await.unwrap() {
-            latencies.push(l);
+        match p.await.unwrap() {
+            Some(l) => latencies.push(l),
+            None => failures += 1,
         }
     }
-    latencies
+    (latencies, failures)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -524,10 +526,11 @@ async fn main() {
     })
     .await;
 
-    // The Argon2 limit of the machine, then sign-ins, then the storm with
+    // Rounds alternate the Argon2 limit of the machine (its cores hashing
+    // flat out, no server in the way) and sign-ins through the server;
+    // medians of each, as this machine's speed drifts. Then the storm with
     // a fixed-rate probe of the guarded route beside it.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let limit = argon2_limit(cores, seconds);
     let sign_in = {
         let (c, url, users) = (http.clone(), format!("{base}/api/user/login"), users_wanted);
         move |worker: usize, n: u64| {
@@ -546,30 +549,79 @@ async fn main() {
             }
         }
     };
-    let (sign_in_rps, _) = throughput(seconds, sign_in.clone()).await;
+    let (mut limits, mut sign_ins) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        limits.push(argon2_limit(cores, seconds));
+        sign_ins.push(throughput(seconds, sign_in.clone()).await.0);
+    }
+    let (limit, sign_in_rps) = (median(&mut limits), median(&mut sign_ins));
     let probe_rate = 200;
-    let mut idle_probe = probe(
-        http.clone(),
-        format!("{base}/api/user/me"),
-        token.clone(),
-        probe_rate,
-        seconds,
-    )
-    .await;
-    let storm_probe = tokio::spawn(probe(
-        client(),
-        format!("{base}/api/user/me"),
-        token.clone(),
-        probe_rate,
-        seconds,
-    ));
-    let (storm_rps, _) = throughput(seconds, sign_in).await;
-    let mut storm_probe = storm_probe.await.unwrap();
+    let me_url = format!("{base}/api/user/me");
+    // Rounds alternate the probe alone and the probe beside the storm;
+    // the round with the median p99 ratio is the one reported.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (mut idle, idle_failures) = probe(
+            http.clone(),
+            me_url.clone(),
+            token.clone(),
+            probe_rate,
+            seconds,
+        )
+        .await;
+        // Its own connections, opened before the clock starts, as the idle
+        // probe's are.
+        let storm_client = client();
+        let warm = storm_client
+            .get(&me_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(warm.status(), 200);
+        let storm = tokio::spawn(probe(
+            storm_client,
+            me_url.clone(),
+            token.clone(),
+            probe_rate,
+            seconds,
+        ));
+        let (storm_rps, _) = throughput(seconds, sign_in.clone()).await;
+        let (mut storm, storm_failures) = storm.await.unwrap();
+        // When in the storm the slowest probes were sent (ms from its start).
+        let mut slowest: Vec<(u64, f64)> = storm
+            .iter()
+            .enumerate()
+            .map(|(n, us)| (n as u64 * 1000 / probe_rate, *us as f64 / 1000.0))
+            .collect();
+        slowest.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+        slowest.truncate(5);
+        idle.sort_unstable();
+        storm.sort_unstable();
+        let ratio = percentile(&storm, 0.99) / percentile(&idle, 0.99);
+        rounds.push((
+            ratio,
+            idle,
+            storm,
+            idle_failures + storm_failures,
+            storm_rps,
+            slowest,
+        ));
+    }
     let peak_rss_mib = rss_kib(pid, "VmHWM:") as f64 / 1024.0;
     tokio::time::sleep(latchkey::auth::password::IDLE_RELEASE + Duration::from_secs(1)).await;
     let after_storm_rss_mib = rss_kib(pid, "VmRSS:") as f64 / 1024.0;
-    idle_probe.sort_unstable();
-    storm_probe.sort_unstable();
+    let probe_failures: usize = rounds.iter().map(|r| r.3).sum();
+    let storm_rounds: Vec<Value> = rounds
+        .iter()
+        .map(|(ratio, idle, storm, failed, rps, slowest)| {
+            json!({ "ratio": ratio, "idle_p99_ms": percentile(idle, 0.99) / 1000.0,
+                    "storm_p99_ms": percentile(storm, 0.99) / 1000.0, "failed": failed,
+                    "storm_sign_in_rps": rps, "slowest_storm_probes_at_ms": slowest })
+        })
+        .collect();
+    rounds.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    let (_, idle_probe, storm_probe, _, storm_rps, _) = rounds.swap_remove(1);
     let (idle_p99, storm_p99) = (
         percentile(&idle_probe, 0.99) / 1000.0,
         percentile(&storm_probe, 0.99) / 1000.0,
@@ -601,29 +653,51 @@ async fn main() {
         page_ms.push(t.elapsed().as_micros() as u64);
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
+    // The mix: names and emails with few matches, many matches spread
+    // through the list, many matches bunched far down it ("user12": 11,111
+    // users, all older than the newest 870,000), none, and two letters.
+    let search = |q: &'static str| {
+        let (http, base, token) = (http.clone(), base.clone(), admin_token.clone());
+        async move {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}/api/user?limit=50&q={q}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let _ = r.bytes().await;
+            t.elapsed().as_micros() as u64
+        }
+    };
+    let terms = [
+        "lovelace",
+        "user4242",
+        "hopp",
+        "@load.ex",
+        "zzz-nobody",
+        "dijk",
+        "user99999",
+        "grace",
+        "user12",
+        "ll",
+    ];
     let mut search_ms = Vec::new();
-    for n in 0..40u64 {
-        let q = [
-            "lovelace",
-            "user4242",
-            "hopp",
-            "@load.ex",
-            "zzz-nobody",
-            "dijk",
-            "user99999",
-            "grace",
-        ][n as usize % 8];
-        let t = Instant::now();
-        let r = http
-            .get(format!("{base}/api/user?limit=50&q={q}"))
-            .bearer_auth(&admin_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let _ = r.bytes().await;
-        search_ms.push(t.elapsed().as_micros() as u64);
+    let mut by_term: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for n in 0..40 {
+        let q = terms[n % terms.len()];
+        let took = search(q).await;
+        search_ms.push(took);
+        by_term.entry(q).or_default().push(took);
     }
+    // Outside the mix, the worst case of the design: 111,111 matches, all
+    // far down the list, so every one of them is read and sorted.
+    let mut worst: Vec<f64> = Vec::new();
+    for _ in 0..3 {
+        worst.push(search("user1").await as f64 / 1000.0);
+    }
+    let worst_ms = median(&mut worst);
     page_ms.sort_unstable();
     search_ms.sort_unstable();
     let (page_p95, search_p95) = (
@@ -632,7 +706,7 @@ async fn main() {
     );
 
     let ratio = guarded_rps / healthz_rps;
-    let sign_in_share = storm_rps.max(sign_in_rps) / limit;
+    let sign_in_share = sign_in_rps / limit;
     let targets = vec![
         Target {
             name: "guarded /api/user/me vs /healthz".into(),
@@ -652,18 +726,18 @@ async fn main() {
             measured: format!(
                 "{:.0}% ({:.1} vs {limit:.1}/s)",
                 sign_in_share * 100.0,
-                storm_rps.max(sign_in_rps)
+                sign_in_rps
             ),
             pass: sign_in_share >= 0.85,
         },
         Target {
             name: "guarded p99 during the storm vs idle".into(),
-            goal: "≤ 3×".into(),
+            goal: "≤ 3× (median of 3 rounds), none failed".into(),
             measured: format!(
-                "{:.2}× ({storm_p99:.2} vs {idle_p99:.2} ms)",
-                storm_p99 / idle_p99
+                "{:.2}× ({storm_p99:.2} vs {idle_p99:.2} ms; {probe_failures} failed)",
+                storm_p99 / idle_p99,
             ),
-            pass: storm_p99 <= 3.0 * idle_p99,
+            pass: storm_p99 <= 3.0 * idle_p99 && probe_failures == 0,
         },
         Target {
             name: "peak resident memory during the storm".into(),
@@ -713,20 +787,26 @@ async fn main() {
         );
     }
     println!(
+        "\nalso: searching \"user1\" (111,111 matches, all older than the newest 800,000 users) took {worst_ms:.0} ms (median of 3)"
+    );
+    println!(
         "\nalso: resident {after_storm_rss_mib:.1} MiB once idle again after the storm; \
          {first_start_idle_rss_mib:.1} MiB idle after the first start, which checked and hashed ADMIN_PASSWORD"
     );
     let results = json!({
         "users": users_wanted, "seconds_per_round": seconds, "concurrency": CONCURRENCY, "seed_seconds": seed_time.as_secs_f64(),
         "healthz_rps_rounds": healthz, "guarded_rps_rounds": guarded, "refresh_rps": refresh_rps,
-        "argon2_limit_per_s": limit, "sign_in_rps": sign_in_rps, "storm_sign_in_rps": storm_rps,
+        "argon2_limit_per_s": limit, "argon2_limit_rounds": limits, "sign_in_rps": sign_in_rps,
+        "sign_in_rps_rounds": sign_ins, "storm_sign_in_rps": storm_rps,
         "probe_rate": probe_rate,
         "idle_probe_ms": { "p50": percentile(&idle_probe, 0.5) / 1000.0, "p99": idle_p99, "n": idle_probe.len() },
         "storm_probe_ms": { "p50": percentile(&storm_probe, 0.5) / 1000.0, "p99": storm_p99, "n": storm_probe.len() },
+        "storm_rounds": storm_rounds, "probe_failures": probe_failures,
         "peak_rss_mib": peak_rss_mib, "idle_rss_mib": idle_rss_mib, "after_storm_idle_rss_mib": after_storm_rss_mib,
         "first_start_idle_rss_mib": first_start_idle_rss_mib, "ready_ms_rounds": ready,
         "revocation": { "before": before, "logout": logout.as_u16(), "after": after },
-        "page_p95_ms": page_p95, "search_p95_ms": search_p95,
+        "page_p95_ms": page_p95, "search_p95_ms": search_p95, "search_worst_case_ms": worst_ms,
+        "search_ms_by_term": by_term.iter().map(|(q, v)| (q.to_string(), json!(v.iter().map(|us| *us as f64 / 1000.0).collect::<Vec<_>>()))).collect::<serde_json::Map<_, _>>(),
         "targets": targets.iter().map(|t| json!({ "name": t.name, "goal": t.goal, "measured": t.measured, "pass": t.pass })).collect::<Vec<_>>(),
     });
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");

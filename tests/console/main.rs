@@ -2,7 +2,8 @@
 //! chromedriver (WebDriver) by fantoccini, against the real binary started
 //! as a child process with its own store. The forms are filled and their
 //! buttons clicked as an operator would; screenshots of the main pages are
-//! written to docs/screenshots/.
+//! written to target/screenshots/, or to docs/screenshots/ (the README's)
+//! with `SCREENSHOTS=docs`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/run` installs
 //! them). Without them these tests fail, loudly: they never skip.
@@ -222,7 +223,13 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, base, setup_link) = start_latchkey(dir.path());
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        if std::env::var("SCREENSHOTS").as_deref() == Ok("docs") {
+            "docs/screenshots"
+        } else {
+            "target/screenshots"
+        },
+    );
     let b = Browser {
         client,
         base: base.clone(),

@@ -135,6 +135,18 @@ impl Drop for Server {
     }
 }
 
+/// CPU time (ms) the hypervisor took from this VM's CPUs so far: the
+/// `steal` column of /proc/stat.
+fn steal_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .and_then(|cpu| cpu.split_whitespace().nth(8)?.parse().ok())
+        .unwrap_or(0);
+    ticks * 10 // USER_HZ is 100 on Linux
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -412,6 +424,7 @@ fn chart(idle: &[u64], storm: &[u64], path: &Path) {
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()
@@ -586,8 +599,10 @@ async fn main() {
             probe_rate,
             seconds,
         ));
+        let steal_before = steal_ms();
         let (storm_rps, _) = throughput(seconds, sign_in.clone()).await;
         let (mut storm, storm_failures) = storm.await.unwrap();
+        let steal = steal_ms() - steal_before;
         // When in the storm the slowest probes were sent (ms from its start).
         let mut slowest: Vec<(u64, f64)> = storm
             .iter()
@@ -606,6 +621,7 @@ async fn main() {
             idle_failures + storm_failures,
             storm_rps,
             slowest,
+            steal,
         ));
     }
     let peak_rss_mib = rss_kib(pid, "VmHWM:") as f64 / 1024.0;
@@ -614,14 +630,15 @@ async fn main() {
     let probe_failures: usize = rounds.iter().map(|r| r.3).sum();
     let storm_rounds: Vec<Value> = rounds
         .iter()
-        .map(|(ratio, idle, storm, failed, rps, slowest)| {
+        .map(|(ratio, idle, storm, failed, rps, slowest, steal)| {
             json!({ "ratio": ratio, "idle_p99_ms": percentile(idle, 0.99) / 1000.0,
                     "storm_p99_ms": percentile(storm, 0.99) / 1000.0, "failed": failed,
-                    "storm_sign_in_rps": rps, "slowest_storm_probes_at_ms": slowest })
+                    "storm_sign_in_rps": rps, "slowest_storm_probes_at_ms": slowest,
+                    "cpu_steal_ms": steal })
         })
         .collect();
     rounds.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let (_, idle_probe, storm_probe, _, storm_rps, _) = rounds.swap_remove(1);
+    let (_, idle_probe, storm_probe, _, storm_rps, _, _) = rounds.swap_remove(1);
     let (idle_p99, storm_p99) = (
         percentile(&idle_probe, 0.99) / 1000.0,
         percentile(&storm_probe, 0.99) / 1000.0,

@@ -7,10 +7,11 @@
 //! measured at 4.4 GiB resident during a burst of sign-ins, because every
 //! blocking thread kept its own freed buffer; two threads that reuse theirs
 //! stay under 64 MiB. glibc's mmap threshold is pinned (see
-//! [`tune_allocator`]) so a freed buffer really leaves the process. The threads run under `SCHED_IDLE`, so any request worker that
-//! wakes up takes the CPU from them at once: a sign-in flood slows sign-ins
-//! rather than everything else, and a full queue answers "busy" instead of
-//! growing without bound.
+//! [`tune_allocator`]) so a freed buffer really leaves the process. The
+//! threads run under `SCHED_IDLE`, so any request worker that wakes up takes
+//! the CPU from them at once: a sign-in flood slows sign-ins rather than
+//! everything else, and a full queue answers "busy" instead of growing
+//! without bound.
 
 use crate::domain::Password;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};

@@ -13,6 +13,7 @@
 //! per token, never a wrong answer.
 
 use super::tokens::AccessClaims;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
@@ -26,12 +27,46 @@ pub struct VerifiedToken {
     pub claims: AccessClaims,
 }
 
-/// The token's bytes, equal only in constant time.
+/// A token's bytes, equal only in constant time. Unsized, so a lookup can
+/// borrow the request's token instead of copying it.
+#[repr(transparent)]
+struct TokenBytes([u8]);
+
+impl TokenBytes {
+    fn of(token: &str) -> &Self {
+        // SAFETY: `TokenBytes` is a `repr(transparent)` wrapper of `[u8]`,
+        // so the two references have the same layout and metadata.
+        unsafe { &*(token.as_bytes() as *const [u8] as *const TokenBytes) }
+    }
+}
+
+impl PartialEq for TokenBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for TokenBytes {}
+
+impl Hash for TokenBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
+}
+
+/// The stored key: owns the bytes, compares and hashes as [`TokenBytes`].
 struct TokenKey(Box<[u8]>);
+
+impl Borrow<TokenBytes> for TokenKey {
+    fn borrow(&self) -> &TokenBytes {
+        // SAFETY: as in `TokenBytes::of`.
+        unsafe { &*(&*self.0 as *const [u8] as *const TokenBytes) }
+    }
+}
 
 impl PartialEq for TokenKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && bool::from(self.0.ct_eq(&other.0))
+        Borrow::<TokenBytes>::borrow(self) == Borrow::<TokenBytes>::borrow(other)
     }
 }
 
@@ -39,7 +74,7 @@ impl Eq for TokenKey {}
 
 impl Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.0);
+        Borrow::<TokenBytes>::borrow(self).hash(state);
     }
 }
 
@@ -59,11 +94,9 @@ impl VerifiedTokens {
     }
 
     pub fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
-        // The probe is a `TokenKey` too, so the map compares with its
-        // constant-time `eq`.
-        let probe = TokenKey(token.as_bytes().into());
+        // The map compares with `TokenBytes`' constant-time `eq`.
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(&probe).cloned()
+        entries.get(TokenBytes::of(token)).cloned()
     }
 
     /// Remembers a token that passed every check at `now` (seconds).

@@ -14,7 +14,7 @@ use latchkey::auth::tokens::TokenService;
 use latchkey::client::ClientInfo;
 use latchkey::config::Settings;
 use latchkey::db::{self, keys as key_store, models::NewUserRow, users};
-use latchkey::domain::{PasswordPolicy, Role};
+use latchkey::domain::{PasswordPolicy, Role, UserId};
 use std::hint::black_box;
 
 fn settings(db: &str) -> Settings {
@@ -108,12 +108,12 @@ fn refresh(c: &mut Criterion) {
     let user = users::insert(
         &mut conn,
         &NewUserRow {
-            id: "3f1c0a52-8a8e-4a55-9a0b-3b0b8f7a9c11",
+            id: &UserId::generate(),
             email: "bench@example.com",
             first_name: "B",
             last_name: "C",
             password_hash: "$argon2id$unused",
-            role: "user",
+            role: Role::User,
             disabled: false,
             created_at: now,
             updated_at: now,

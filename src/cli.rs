@@ -4,15 +4,17 @@
 //! a second (it watches the store for revocations and key changes).
 
 use crate::client::ClientInfo;
-use crate::config::Settings;
-use crate::db::{self, sessions, users};
-use crate::domain::{Email, NewUser, NewUserInput, PasswordPolicy, Role};
-use crate::errors::ApiError;
-use crate::routes::api::{Actor, keys::rotate_keys, passwords::set_password, users::create_user};
-use crate::startup::{StartupError, open_state};
+use crate::clock::SystemClock;
+use crate::config::{ConfigError, Settings};
+use crate::db;
+use crate::domain::{NewUser, NewUserInput, Role};
+use crate::service::sessions::Whose;
+use crate::service::{Actor, ServiceError, keys, passwords, sessions, users};
+use crate::state::AppState;
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The audit log's name for the operator at the shell.
 pub const CLI: &str = "cli";
@@ -100,48 +102,64 @@ pub enum SessionsCommand {
 
 /// Why a command failed: a configuration it cannot start with (exit 2) or
 /// an operation that did not succeed (exit 1).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error("{0}")]
     Config(String),
+    #[error("{0}")]
     Failed(String),
 }
 
-impl From<StartupError> for CliError {
-    fn from(err: StartupError) -> Self {
+impl From<ConfigError> for CliError {
+    fn from(err: ConfigError) -> Self {
         CliError::Config(err.to_string())
     }
 }
 
-impl From<ApiError> for CliError {
-    fn from(err: ApiError) -> Self {
+/// The one place where an operation's error becomes the shell's line.
+impl From<ServiceError> for CliError {
+    fn from(err: ServiceError) -> Self {
         CliError::Failed(match err {
-            ApiError::Unprocessable(errors) => errors
-                .into_map()
-                .into_iter()
-                .map(|(field, messages)| format!("{field} {}", messages.join("; ")))
-                .collect::<Vec<_>>()
-                .join(", "),
-            ApiError::Unexpected(err) => format!("{err:#}"),
-            other => other.problem().detail,
+            ServiceError::Unexpected(err) => format!("{err:#}"),
+            other => other.to_string(),
         })
     }
 }
 
 /// Reads a password: hidden at a terminal, else one line of standard input
-/// (without its line ending; nothing else is trimmed).
+/// (without its line ending; nothing else is trimmed). Nothing at all is
+/// refused here, so that an empty input is not judged as a short password.
 fn read_password() -> Result<String, CliError> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        return rpassword::prompt_password("Password: ")
-            .map_err(|e| CliError::Failed(e.to_string()));
+    let password = if stdin.is_terminal() {
+        rpassword::prompt_password("Password: ").map_err(|e| CliError::Failed(e.to_string()))?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        password.strip_suffix('\r').unwrap_or(password).to_owned()
+    };
+    if password.is_empty() {
+        return Err(CliError::Failed(
+            "no password was given: type it at the prompt, or pipe it to standard input".into(),
+        ));
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    Ok(password)
+}
+
+/// The shared state of a one-off command: the store opened and migrated,
+/// the key ring prepared, the hasher started; nothing served.
+fn open(settings: Settings) -> Result<AppState, CliError> {
+    Ok(AppState::open(settings, Arc::new(SystemClock))?)
+}
+
+/// The operator at the shell, as the service layer and the audit log know
+/// them.
+fn operator() -> Actor {
+    Actor::system(CLI)
 }
 
 /// Runs one command; returns what to print.
@@ -150,14 +168,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
         Command::Serve => Err(CliError::Failed(
             "`serve` runs the server, not a one-off command".into(),
         )),
-        Command::Migrate => {
-            let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
-            db::migrate(&pool).map_err(CliError::Config)?;
-            Ok(format!(
-                "the store {} is up to date",
-                settings.database_path
-            ))
-        }
+        Command::Migrate => migrate(&settings),
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -165,132 +176,118 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
                     first_name,
                     last_name,
                 },
-        } => {
-            let password = read_password()?;
-            let new_admin = NewUser::parse(NewUserInput {
-                first_name: &first_name,
-                last_name: &last_name,
-                email: &email,
-                password: &password,
-                role: Role::Admin,
-                disabled: false,
-            })
-            .map_err(ApiError::Unprocessable)?;
-            let state = open_state(settings).await?;
-            let admin = create_user(
-                &state,
-                &Actor::system(CLI),
-                &ClientInfo::default(),
-                new_admin,
-            )
-            .await?;
-            Ok(format!("created the admin {} ({})", admin.email, admin.id))
-        }
+        } => create_admin(settings, &email, &first_name, &last_name).await,
         Command::Admin {
             command: AdminCommand::ResetPassword { email },
-        } => {
-            let password = read_password()?;
-            let state = open_state(settings).await?;
-            let lookup = Email::normalise(&email);
-            let user = state
-                .read(move |conn| Ok(users::find_by_email(conn, &lookup)?))
-                .await?
-                .ok_or_else(|| CliError::Failed(format!("no user has the email {email}")))?;
-            let password =
-                PasswordPolicy::parse(&password, &[&user.email, &user.first_name, &user.last_name])
-                    .map_err(|message| CliError::Failed(format!("password {message}")))?;
-            set_password(
-                &state,
-                CLI.into(),
-                ClientInfo::default(),
-                user.id.clone(),
-                password,
-            )
-            .await?;
-            Ok(format!(
-                "set a new password for {}; their sessions have ended",
-                user.email
-            ))
-        }
+        } => reset_password(settings, &email).await,
         Command::Keys {
             command: KeysCommand::Rotate { revoke_previous },
-        } => {
-            let state = open_state(settings).await?;
-            let key =
-                rotate_keys(&state, CLI.into(), ClientInfo::default(), revoke_previous).await?;
-            Ok(format!(
-                "{} is the active key{}",
-                key.kid,
-                if revoke_previous {
-                    "; every other key is retired"
-                } else {
-                    ""
-                }
-            ))
-        }
+        } => rotate_keys(settings, revoke_previous).await,
         Command::Sessions {
             command: SessionsCommand::RevokeAll { email },
-        } => {
-            let state = open_state(settings).await?;
-            let now = state.now_naive();
-            let lookup = email.as_deref().map(Email::normalise);
-            let count = state
-                .write_revoking(move |conn, revoked| {
-                    let ids = match &lookup {
-                        Some(email) => {
-                            let user =
-                                users::find_by_email(conn, email)?.ok_or(ApiError::NotFound)?;
-                            sessions::revoke_all_for_user(
-                                conn,
-                                &user.id,
-                                None,
-                                now,
-                                crate::auth::sessions::reason::ADMIN,
-                            )?
-                        }
-                        None => {
-                            sessions::revoke_all(conn, now, crate::auth::sessions::reason::ADMIN)?
-                        }
-                    };
-                    let count = ids.len();
-                    crate::audit::Event::new(CLI, "session.revoke_all", crate::audit::Outcome::Ok)
-                        .detail(serde_json::json!({ "email": lookup, "sessions": count }))
-                        .write(conn, now)?;
-                    revoked.extend(ids);
-                    Ok(count)
-                })
-                .await
-                .map_err(|err| match err {
-                    ApiError::NotFound => CliError::Failed(format!(
-                        "no user has the email {}",
-                        email.clone().unwrap_or_default()
-                    )),
-                    other => other.into(),
-                })?;
-            Ok(format!(
-                "ended {count} session{}",
-                if count == 1 { "" } else { "s" }
-            ))
-        }
-        Command::Backup { path } => {
-            if path.exists() {
-                return Err(CliError::Failed(format!(
-                    "{} exists already",
-                    path.display()
-                )));
-            }
-            let target = path
-                .to_str()
-                .ok_or_else(|| CliError::Failed("the path is not UTF-8".into()))?
-                .to_owned();
-            let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
-            let mut conn = pool.get().map_err(|e| CliError::Failed(e.to_string()))?;
-            db::backup(&mut conn, &target)
-                .map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
-            Ok(format!("wrote a copy of the store to {target}"))
-        }
+        } => revoke_all_sessions(settings, email.as_deref()).await,
+        Command::Backup { path } => backup(&settings, &path),
         Command::Healthcheck => healthcheck(&settings.bind_address),
     }
+}
+
+fn migrate(settings: &Settings) -> Result<String, CliError> {
+    let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
+    db::migrate(&pool).map_err(CliError::Config)?;
+    Ok(format!(
+        "the store {} is up to date",
+        settings.database_path
+    ))
+}
+
+async fn create_admin(
+    settings: Settings,
+    email: &str,
+    first_name: &str,
+    last_name: &str,
+) -> Result<String, CliError> {
+    let password = read_password()?;
+    let new_admin = NewUser::parse(NewUserInput {
+        first_name,
+        last_name,
+        email,
+        password: &password,
+        role: Role::Admin,
+        disabled: false,
+    })
+    .map_err(ServiceError::Invalid)?;
+    let state = open(settings)?;
+    let admin = users::create(&state, &operator(), &ClientInfo::default(), new_admin).await?;
+    Ok(format!("created the admin {} ({})", admin.email, admin.id))
+}
+
+/// The user with `email`, or the line saying there is none.
+async fn user_by_email(
+    state: &AppState,
+    email: &str,
+) -> Result<crate::db::models::UserRow, CliError> {
+    match users::find_by_email(state, email).await {
+        Err(ServiceError::NotFound) => {
+            Err(CliError::Failed(format!("no user has the email {email}")))
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn reset_password(settings: Settings, email: &str) -> Result<String, CliError> {
+    let password = read_password()?;
+    let state = open(settings)?;
+    let user = user_by_email(&state, email).await?;
+    let password = passwords::check_new(&user, &password)
+        .map_err(|message| CliError::Failed(format!("password {message}")))?;
+    passwords::set(&state, &operator(), &ClientInfo::default(), &user, password).await?;
+    Ok(format!(
+        "set a new password for {}; their sessions have ended",
+        user.email
+    ))
+}
+
+async fn rotate_keys(settings: Settings, revoke_previous: bool) -> Result<String, CliError> {
+    let state = open(settings)?;
+    let key = keys::rotate(&state, &operator(), &ClientInfo::default(), revoke_previous).await?;
+    Ok(format!(
+        "{} is the active key{}",
+        key.kid,
+        if revoke_previous {
+            "; every other key is retired"
+        } else {
+            ""
+        }
+    ))
+}
+
+async fn revoke_all_sessions(settings: Settings, email: Option<&str>) -> Result<String, CliError> {
+    let state = open(settings)?;
+    let whose = match email {
+        Some(email) => Whose::User(user_by_email(&state, email).await?.id),
+        None => Whose::Everyone,
+    };
+    let count = sessions::revoke_all(&state, &operator(), &ClientInfo::default(), whose).await?;
+    Ok(format!(
+        "ended {count} session{} (console sign-ins included)",
+        if count == 1 { "" } else { "s" }
+    ))
+}
+
+fn backup(settings: &Settings, path: &Path) -> Result<String, CliError> {
+    if path.exists() {
+        return Err(CliError::Failed(format!(
+            "{} exists already",
+            path.display()
+        )));
+    }
+    let target = path
+        .to_str()
+        .ok_or_else(|| CliError::Failed("the path is not UTF-8".into()))?;
+    let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(e.to_string()))?;
+    db::backup(&mut conn, target).map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
+    Ok(format!("wrote a copy of the store to {target}"))
 }
 
 /// `GET /readyz` on the local server, with nothing but the standard library.

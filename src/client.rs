@@ -7,12 +7,9 @@
 //! header from anyone else is ignored, so nobody can pick their own
 //! address to dodge the throttle.
 
-use crate::state::AppState;
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use ipnet::IpNet;
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::net::IpAddr;
 
 /// The longest user agent kept; the rest is cut off.
@@ -27,11 +24,6 @@ pub struct ClientInfo {
 
 fn trusted(proxies: &[IpNet], ip: IpAddr) -> bool {
     proxies.iter().any(|net| net.contains(&ip))
-}
-
-fn trusted_proxies(req: &HttpRequest) -> &[IpNet] {
-    req.app_data::<web::Data<AppState>>()
-        .map_or(&[], |state| state.settings.trusted_proxies.as_slice())
 }
 
 /// The client's address as `proxies` allow it to be known.
@@ -65,8 +57,7 @@ pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
 
 /// Whether the request reached us over TLS: only a trusted proxy can say
 /// so (`X-Forwarded-Proto: https`); latchkey itself serves plain HTTP.
-pub fn came_over_tls(req: &HttpRequest) -> bool {
-    let proxies = trusted_proxies(req);
+pub fn came_over_tls(req: &HttpRequest, proxies: &[IpNet]) -> bool {
     req.peer_addr()
         .is_some_and(|peer| trusted(proxies, peer.ip()))
         && req
@@ -77,8 +68,9 @@ pub fn came_over_tls(req: &HttpRequest) -> bool {
 }
 
 impl ClientInfo {
-    pub fn of(req: &HttpRequest) -> Self {
-        let addr = client_ip(req, trusted_proxies(req)).map(|ip| ip.to_string());
+    /// The client of `req`, believing `X-Forwarded-For` only from `proxies`.
+    pub fn of(req: &HttpRequest, proxies: &[IpNet]) -> Self {
+        let addr = client_ip(req, proxies).map(|ip| ip.to_string());
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
@@ -90,15 +82,6 @@ impl ClientInfo {
                     .collect()
             });
         ClientInfo { addr, user_agent }
-    }
-}
-
-impl FromRequest for ClientInfo {
-    type Error = Infallible;
-    type Future = Ready<Result<Self, Infallible>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(ClientInfo::of(req)))
     }
 }
 

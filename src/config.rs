@@ -3,7 +3,6 @@
 //! variable; `main` prints it on one line and exits with code 2.
 
 use crate::domain::{Email, PasswordPolicy};
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -54,20 +53,24 @@ pub struct Settings {
     pub hasher_queue: usize,
 }
 
-/// A variable that holds a value latchkey cannot use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A variable that holds a value latchkey cannot use, read from the
+/// environment or found unusable at start (a store that cannot be opened):
+/// the start stops with this one line, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
 pub struct ConfigError {
     pub variable: &'static str,
     pub reason: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.variable, self.reason)
+impl ConfigError {
+    pub fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            variable,
+            reason: reason.into(),
+        }
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Every variable latchkey reads.
 pub const VARIABLES: &[&str] = &[

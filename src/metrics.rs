@@ -1,16 +1,12 @@
-//! `/metrics`: Prometheus text, through the `prometheus` crate. Requests
-//! are counted by route *pattern* (`/api/user/{id}`, or `unmatched`), never
-//! by raw path, so ids never become label values.
+//! The counters and gauges `/metrics` serves as Prometheus text, through
+//! the `prometheus` crate. Requests are counted by route *pattern*
+//! (`/api/user/{id}`, or `unmatched`), never by raw path, so ids never
+//! become label values (the middleware that times them is in
+//! `crate::middleware`, the page in `routes::service`).
 
-use crate::db::{keys as key_store, sessions};
-use crate::errors::ApiError;
-use crate::state::AppState;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{HttpResponse, web};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use std::time::Instant;
 
 pub struct Metrics {
     registry: Registry,
@@ -105,7 +101,8 @@ impl Metrics {
         self.refreshes.with_label_values(&[outcome]).inc();
     }
 
-    fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// Counts and times one answered request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -115,65 +112,29 @@ impl Metrics {
     }
 }
 
+/// What the gauges read at the moment `/metrics` is asked for.
+pub struct Gauges {
+    pub active_sessions: i64,
+    pub key_age_seconds: i64,
+    pub pool_in_use: i64,
+    pub hasher_queue: i64,
+}
+
+impl Metrics {
+    /// Sets the gauges, then renders everything as Prometheus text.
+    pub fn render(&self, gauges: Gauges) -> prometheus::Result<Vec<u8>> {
+        self.active_sessions.set(gauges.active_sessions);
+        self.key_age.set(gauges.key_age_seconds);
+        self.pool_in_use.set(gauges.pool_in_use);
+        self.hasher_queue.set(gauges.hasher_queue);
+        let mut body = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        Ok(body)
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Middleware (for `wrap_fn`): counts and times every request.
-pub fn track<S, B>(
-    req: ServiceRequest,
-    srv: &S,
-) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    let started = Instant::now();
-    let method = req.method().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let response = srv.call(req);
-    async move {
-        let response = response.await?;
-        if let Some(state) = state {
-            let route = response
-                .request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".into());
-            let route = if route.is_empty() { "/".into() } else { route };
-            state.metrics.observe(
-                &route,
-                &method,
-                response.status().as_u16(),
-                started.elapsed().as_secs_f64(),
-            );
-        }
-        Ok(response)
-    }
-}
-
-/// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let now = state.now_naive();
-    let (live, keys) = state
-        .read(move |conn| Ok((sessions::count_live(conn, now)?, key_store::all(conn)?)))
-        .await?;
-    let metrics = &state.metrics;
-    metrics.active_sessions.set(live);
-    let active = keys.iter().find(|k| k.state == key_store::ACTIVE);
-    metrics
-        .key_age
-        .set(active.map_or(0, |k| (now - k.created_at).num_seconds()));
-    let pool = state.pool.state();
-    metrics
-        .pool_in_use
-        .set(i64::from(pool.connections - pool.idle_connections));
-    metrics.hasher_queue.set(state.hasher.queue_depth() as i64);
-    let mut body = Vec::new();
-    TextEncoder::new()
-        .encode(&metrics.registry.gather(), &mut body)
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("encoding metrics: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body))
 }

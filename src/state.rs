@@ -1,19 +1,26 @@
-//! What every handler shares: settings, the store, the clock, the key ring,
-//! the revocation set and the hasher.
+//! What every operation shares: settings, the store, the clock, the key
+//! ring, the revocation set, the user cache and the hasher; and the three
+//! ways to reach the store (a read, a write transaction, a write that
+//! revokes), each off the async threads.
 
-use crate::auth::keys::KeyRing;
+use crate::auth::keys::{self, KeyRing, Prepared};
 use crate::auth::password::Hasher;
 use crate::auth::revocation::RevocationSet;
 use crate::auth::sessions::Lifetimes;
 use crate::auth::throttle::Throttle;
 use crate::auth::tokens::{AccessClaims, TokenError, TokenService};
+use crate::auth::user_cache::UserCache;
 use crate::clock::Clock;
-use crate::config::Settings;
-use crate::db::{self, DbPool};
-use crate::errors::ApiError;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::config::{ConfigError, Settings};
+use crate::db::{self, DbPool, StoreError, keys as key_store, sessions};
+use crate::domain::UserId;
+use crate::metrics::Metrics;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::sqlite::SqliteConnection;
 use std::sync::{Arc, Mutex};
+
+/// Users kept in memory at most (each a few hundred bytes).
+const USER_CACHE_CAPACITY: usize = 100_000;
 
 pub struct AppState {
     pub settings: Settings,
@@ -30,8 +37,8 @@ pub struct AppState {
     /// Held while the key ring changes in the store and in memory, so the
     /// last change committed is the one in memory.
     pub key_updates: tokio::sync::Mutex<()>,
-    pub metrics: crate::metrics::Metrics,
-    pub users: crate::auth::user_cache::UserCache,
+    pub metrics: Metrics,
+    pub users: UserCache,
 }
 
 /// What a write transaction revoked and changed, for the in-memory views
@@ -39,7 +46,7 @@ pub struct AppState {
 #[derive(Debug, Default)]
 pub struct Revoked {
     sessions: Vec<String>,
-    users: Vec<String>,
+    users: Vec<UserId>,
 }
 
 impl Revoked {
@@ -52,12 +59,69 @@ impl Revoked {
     }
 
     /// The user's row changed (profile, role, disabled, password, deleted).
-    pub fn user_changed(&mut self, user_id: &str) {
-        self.users.push(user_id.to_owned());
+    pub fn user_changed(&mut self, user_id: &UserId) {
+        self.users.push(user_id.clone());
     }
 }
 
 impl AppState {
+    /// Opens and migrates the store, prepares the key ring, starts the
+    /// hasher and loads the revocation set: everything but the listener.
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        let store = |reason: String| ConfigError::new("DATABASE_URL", reason);
+        let pool =
+            db::connect(&settings.database_path, settings.database_pool_size).map_err(store)?;
+        db::migrate(&pool).map_err(store)?;
+        let hasher = Hasher::start(settings.hasher_threads, settings.hasher_queue)
+            .map_err(|e| ConfigError::new("HASHER_THREADS", e.to_string()))?;
+        let window = TimeDelta::from_std(settings.access_token_ttl + settings.token_leeway)
+            .map_err(|e| ConfigError::new("ACCESS_TOKEN_TTL", e.to_string()))?;
+        let now = clock.now();
+        let mut conn = pool
+            .get()
+            .map_err(|e| store(format!("cannot open the store: {e}")))?;
+        let secret = settings.secret_key.clone();
+        let prepared = db::write(&mut conn, |conn| {
+            keys::prepare(conn, secret.as_deref(), now.naive_utc(), window)
+        })
+        .map_err(|e: diesel::result::Error| store(format!("cannot prepare the key ring: {e}")))?;
+        match prepared {
+            Prepared::Generated => log::info!("generated a new signing key"),
+            Prepared::SecretKeyRotatedIn => {
+                log::info!("SECRET_KEY is new to the key ring: it is now the active key")
+            }
+            Prepared::SecretKeyRetired => {
+                log::warn!("SECRET_KEY names a retired key; it is not used for signing")
+            }
+            Prepared::Unchanged => {}
+        }
+        let rows = key_store::all(&mut conn).map_err(|e| store(e.to_string()))?;
+        let keys = KeyRing::new(&rows, window)
+            .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
+        let revocations = RevocationSet::new(window);
+        let revoked = sessions::revoked_since(&mut conn, revocations.since(now).naive_utc())
+            .map_err(|e| store(e.to_string()))?;
+        for (id, at) in revoked {
+            revocations.insert_all([id], at.and_utc());
+        }
+        drop(conn);
+        Ok(AppState {
+            tokens: TokenService::new(&settings),
+            throttle: Throttle::new(&settings),
+            lifetimes: Lifetimes::new(&settings),
+            settings,
+            pool,
+            clock,
+            keys,
+            revocations,
+            hasher,
+            setup_token: Mutex::new(None),
+            key_updates: tokio::sync::Mutex::new(()),
+            metrics: Metrics::new(),
+            users: UserCache::new(USER_CACHE_CAPACITY),
+        })
+    }
+
     /// Whether `token` is the current set-up token (compared in constant time).
     pub fn setup_token_matches(&self, token: &str) -> bool {
         let current = self.setup_token.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,19 +162,21 @@ impl AppState {
     }
 
     /// A read on a pooled connection, off the async threads.
-    pub async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         db::run(&self.pool, work).await
     }
 
     /// One write transaction, off the async threads.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
     {
         db::run(&self.pool, move |conn| db::write(conn, work)).await
     }
@@ -119,23 +185,24 @@ impl AppState {
     /// sessions are revoked: the store first, then, once the transaction
     /// has committed, the in-memory set that the token check reads, so a
     /// revocation holds from the very next request.
-    pub async fn write_revoking<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn write_revoking<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection, &mut Revoked) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection, &mut Revoked) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
     {
         let (value, revoked) = self
             .write(move |conn| {
                 let mut revoked = Revoked::default();
                 let value = work(conn, &mut revoked)?;
-                Ok((value, revoked))
+                Ok::<_, E>((value, revoked))
             })
             .await?;
         if !revoked.sessions.is_empty() {
             self.revocations.insert_all(revoked.sessions, self.now());
         }
         for user in &revoked.users {
-            self.users.forget(user);
+            self.users.forget(user.as_str());
         }
         Ok(value)
     }

@@ -4,9 +4,11 @@
 //! token verifier reads without I/O, swapped whole (`ArcSwap`) whenever the
 //! store changes. A `kid` is only ever a look-up in that map.
 
+use crate::audit::{self, Event, Outcome};
 use crate::auth::password::fill_random;
-use crate::db::keys::{self as store, ACTIVE, PREVIOUS, RETIRED};
+use crate::db::keys as store;
 use crate::db::models::SigningKeyRow;
+use crate::domain::KeyState;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,14 +37,12 @@ struct Ring {
     verifiers: HashMap<String, VerifyKey>,
     /// The (kid, state) pairs it was built from, to notice a change made
     /// by another process (the command line, another instance).
-    fingerprint: Vec<(String, String)>,
+    fingerprint: Vec<(String, KeyState)>,
 }
 
-fn fingerprint(rows: &[SigningKeyRow]) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.kid.clone(), r.state.clone()))
-        .collect();
+fn fingerprint(rows: &[SigningKeyRow]) -> Vec<(String, KeyState)> {
+    let mut pairs: Vec<(String, KeyState)> =
+        rows.iter().map(|r| (r.kid.clone(), r.state)).collect();
     pairs.sort();
     pairs
 }
@@ -111,14 +111,14 @@ impl KeyRing {
 fn build(rows: &[SigningKeyRow], verify_window: TimeDelta) -> Result<Ring, NoActiveKey> {
     let active = rows
         .iter()
-        .find(|row| row.state == ACTIVE)
+        .find(|row| row.state == KeyState::Active)
         .ok_or(NoActiveKey)?;
     let verifiers = rows
         .iter()
-        .filter(|row| row.state == ACTIVE || row.state == PREVIOUS)
+        .filter(|row| row.state.verifies())
         .map(|row| {
-            let until = match row.state.as_str() {
-                PREVIOUS => {
+            let until = match row.state {
+                KeyState::Previous => {
                     Some(row.deactivated_at.unwrap_or(row.created_at).and_utc() + verify_window)
                 }
                 _ => None,
@@ -150,7 +150,7 @@ fn new_key(secret: Vec<u8>, now: NaiveDateTime) -> SigningKeyRow {
     SigningKeyRow {
         kid: URL_SAFE_NO_PAD.encode(kid),
         secret,
-        state: ACTIVE.into(),
+        state: KeyState::Active,
         created_at: now,
         deactivated_at: None,
         retired_at: None,
@@ -175,7 +175,8 @@ pub enum Prepared {
 
 /// Brings the stored ring to what start-up needs, inside the caller's write
 /// transaction: verify-only keys past their window retire; `SECRET_KEY`,
-/// when set and new to the ring, becomes the active key as if rotated in;
+/// when set and new to the ring, becomes the active key as if rotated in
+/// (and the audit log says so, as a `key.rotate` by `system`);
 /// otherwise a ring without an active key gets a generated one.
 pub fn prepare(
     conn: &mut SqliteConnection,
@@ -185,10 +186,10 @@ pub fn prepare(
 ) -> QueryResult<Prepared> {
     store::retire_previous(conn, Some(now - verify_window), now)?;
     let rows = store::all(conn)?;
-    let has_active = rows.iter().any(|row| row.state == ACTIVE);
+    let has_active = rows.iter().any(|row| row.state == KeyState::Active);
     if let Some(secret) = secret_key {
         return match rows.iter().find(|row| row.secret == secret) {
-            Some(row) if row.state == RETIRED => {
+            Some(row) if row.state == KeyState::Retired => {
                 if !has_active {
                     store::insert(conn, &new_key(random_secret(), now))?;
                 }
@@ -197,7 +198,12 @@ pub fn prepare(
             Some(_) => Ok(Prepared::Unchanged),
             None => {
                 store::demote_active(conn, now)?;
-                store::insert(conn, &new_key(secret.to_vec(), now))?;
+                let key = new_key(secret.to_vec(), now);
+                store::insert(conn, &key)?;
+                Event::new(audit::SYSTEM, "key.rotate", Outcome::Ok)
+                    .target(&key.kid)
+                    .detail(serde_json::json!({ "source": "SECRET_KEY", "revoke_previous": false }))
+                    .write(conn, now)?;
                 Ok(Prepared::SecretKeyRotatedIn)
             }
         };

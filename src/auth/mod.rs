@@ -1,13 +1,12 @@
 //! Authentication: password hashing, the key ring, access tokens and their
 //! extractor, sessions with rotating refresh tokens, throttling, sign-in.
 
+pub mod claims;
 pub mod console_store;
-pub mod extractor;
 pub mod keys;
 pub mod password;
 pub mod revocation;
 pub mod sessions;
-pub mod signin;
 pub mod throttle;
 pub mod tokens;
 pub mod user_cache;

@@ -169,7 +169,10 @@ pub fn rotate(
             ));
         }
         sessions::revoke(conn, &session.id, now, reason::REFRESH_REUSE)?;
-        let actor = session.user_id.as_deref().unwrap_or(audit::ANONYMOUS);
+        let actor = session
+            .user_id
+            .as_ref()
+            .map_or(audit::ANONYMOUS, |id| id.as_str());
         Event::new(actor, "refresh.reuse", Outcome::Denied)
             .target(&session.id)
             .client(client)
@@ -184,7 +187,7 @@ pub fn rotate(
     }
     let Some(user) = session
         .user_id
-        .as_deref()
+        .as_ref()
         .map(|id| users::find(conn, id))
         .transpose()?
         .flatten()

@@ -4,6 +4,7 @@
 //! 1–6): the checks on the raw token and its header come first, so a forged
 //! header never reaches a key look-up, and the `kid` is only ever a map key.
 
+pub use super::claims::AccessClaims;
 use super::keys::KeyRing;
 use super::revocation::RevocationSet;
 use super::verified::VerifiedTokens;
@@ -11,28 +12,11 @@ use crate::config::Settings;
 use crate::domain::Role;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The `typ` every access token carries (RFC 9068).
 pub const TOKEN_TYPE: &str = "at+jwt";
-
-/// The claims of an access token, as issued and as required on input: a
-/// missing claim or one of the wrong JSON type fails deserialisation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: String,
-    pub sid: String,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    pub role: Role,
-}
 
 /// Why a token was refused; the client only ever sees "invalid_token", the
 /// reason goes to the debug log.
@@ -258,7 +242,7 @@ mod properties {
         let row = SigningKeyRow {
             kid: "k1".into(),
             secret: vec![7; 32],
-            state: "active".into(),
+            state: crate::domain::KeyState::Active,
             created_at: Utc::now().naive_utc(),
             deactivated_at: None,
             retired_at: None,

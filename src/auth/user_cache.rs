@@ -7,12 +7,13 @@
 //! user, never a wrong answer.
 
 use crate::db::models::UserRow;
+use crate::domain::UserId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub struct UserCache {
-    users: RwLock<HashMap<String, Arc<UserRow>>>,
+    users: RwLock<HashMap<UserId, Arc<UserRow>>>,
     capacity: usize,
     /// Bumped by every `forget`: a row read from the store before a change
     /// committed must not be cached after it.

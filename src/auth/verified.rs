@@ -12,7 +12,7 @@
 //! and, if that frees nothing, it starts over, which costs one full check
 //! per token, never a wrong answer.
 
-use super::tokens::AccessClaims;
+use super::claims::AccessClaims;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

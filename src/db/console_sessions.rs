@@ -1,6 +1,7 @@
 //! Queries on `console_sessions`: the admin console's server-side sessions.
 
 use super::schema::console_sessions;
+use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -80,7 +81,7 @@ pub fn delete(conn: &mut SqliteConnection, key_hash: &str) -> QueryResult<usize>
 }
 
 /// Ends every console session of a user (disabled, password changed).
-pub fn delete_for_user(conn: &mut SqliteConnection, user_id: &str) -> QueryResult<usize> {
+pub fn delete_for_user(conn: &mut SqliteConnection, user_id: &UserId) -> QueryResult<usize> {
     diesel::delete(console_sessions::table.filter(console_sessions::user_id.eq(user_id)))
         .execute(conn)
 }
@@ -88,4 +89,9 @@ pub fn delete_for_user(conn: &mut SqliteConnection, user_id: &str) -> QueryResul
 pub fn sweep(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(console_sessions::table.filter(console_sessions::expires_at.le(now)))
         .execute(conn)
+}
+
+/// Ends every console session of everyone.
+pub fn delete_all(conn: &mut SqliteConnection) -> QueryResult<usize> {
+    diesel::delete(console_sessions::table).execute(conn)
 }

@@ -2,12 +2,9 @@
 
 use super::models::SigningKeyRow;
 use super::schema::signing_keys;
+use crate::domain::KeyState;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-
-pub const ACTIVE: &str = "active";
-pub const PREVIOUS: &str = "previous";
-pub const RETIRED: &str = "retired";
 
 /// Every key, newest first.
 pub fn all(conn: &mut SqliteConnection) -> QueryResult<Vec<SigningKeyRow>> {
@@ -25,9 +22,9 @@ pub fn insert(conn: &mut SqliteConnection, row: &SigningKeyRow) -> QueryResult<u
 
 /// Turns the active key into a verify-only one.
 pub fn demote_active(conn: &mut SqliteConnection, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(signing_keys::table.filter(signing_keys::state.eq(ACTIVE)))
+    diesel::update(signing_keys::table.filter(signing_keys::state.eq(KeyState::Active)))
         .set((
-            signing_keys::state.eq(PREVIOUS),
+            signing_keys::state.eq(KeyState::Previous),
             signing_keys::deactivated_at.eq(at),
         ))
         .execute(conn)
@@ -41,14 +38,14 @@ pub fn retire_previous(
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     let mut query = diesel::update(signing_keys::table)
-        .filter(signing_keys::state.eq(PREVIOUS))
+        .filter(signing_keys::state.eq(KeyState::Previous))
         .into_boxed();
     if let Some(cutoff) = cutoff {
         query = query.filter(signing_keys::deactivated_at.le(cutoff));
     }
     query
         .set((
-            signing_keys::state.eq(RETIRED),
+            signing_keys::state.eq(KeyState::Retired),
             signing_keys::retired_at.eq(at),
         ))
         .execute(conn)

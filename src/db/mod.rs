@@ -13,6 +13,7 @@ pub mod schema;
 pub mod server_secrets;
 pub mod sessions;
 pub mod throttle;
+mod types;
 pub mod users;
 
 use diesel::connection::SimpleConnection;
@@ -42,6 +43,9 @@ pub enum StoreError {
     Duplicate(String),
     #[error("store query failed: {0}")]
     Query(DieselError),
+    /// The store's file (or a copy's) could not be made.
+    #[error("{0}")]
+    File(String),
 }
 
 impl From<DieselError> for StoreError {
@@ -99,6 +103,7 @@ pub fn connect(path: &str, size: u32) -> Result<DbPool, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
     }
+    create_owner_only(path)?;
     // Switching a new file to WAL takes an exclusive lock: do it once, on
     // one connection, before the pool opens several at the same time.
     {
@@ -114,6 +119,31 @@ pub fn connect(path: &str, size: u32) -> Result<DbPool, String> {
         .connection_customizer(Box::new(Pragmas))
         .build(ConnectionManager::<SqliteConnection>::new(path))
         .map_err(|e| format!("cannot open {path}: {e}"))
+}
+
+/// Creates the store's file, if it does not exist yet, readable and
+/// writable by its owner only (0600), whatever the umask: it holds password
+/// hashes and signing keys. SQLite gives the `-wal` and `-shm` files it
+/// makes beside it the same permissions. An existing file is left as the
+/// operator set it.
+fn create_owner_only(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // The mode asked for above is still masked by the umask: set it.
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot restrict {path} to its owner: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {path}: {e}")),
+    }
 }
 
 /// Brings the schema up to date with the migrations compiled into the binary.
@@ -168,11 +198,18 @@ pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 
 /// Writes a consistent copy of the whole store to `path` (SQLite's
 /// `VACUUM INTO`), safe while the server runs: it reads one snapshot.
+/// The copy is created owner-only (0600), like the store; a copy that
+/// failed half-way is removed.
 pub fn backup(conn: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
+    // VACUUM INTO writes into an empty file as into a new one.
+    create_owner_only(path).map_err(StoreError::File)?;
     diesel::sql_query("VACUUM INTO ?")
         .bind::<diesel::sql_types::Text, _>(path)
         .execute(conn)
         .map(|_| ())
-        .map_err(StoreError::from)
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            StoreError::from(e)
+        })
 }

@@ -6,18 +6,19 @@
 //! Times are UTC, stored as SQL `TIMESTAMP` (`NaiveDateTime` in UTC).
 
 use super::schema::{audit_log, refresh_tokens, sessions, signing_keys, users};
+use crate::domain::{KeyState, Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -28,12 +29,12 @@ pub struct UserRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUserRow<'a> {
-    pub id: &'a str,
+    pub id: &'a UserId,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -47,7 +48,7 @@ pub struct UserChangeset {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub disabled: Option<bool>,
     pub updated_at: NaiveDateTime,
     pub search_text: Option<String>,
@@ -62,7 +63,7 @@ pub fn search_text(email: &str, first_name: &str, last_name: &str) -> String {
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: String,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
     pub idle_expires_at: NaiveDateTime,
@@ -84,7 +85,7 @@ impl SessionRow {
 #[diesel(table_name = sessions)]
 pub struct NewSessionRow<'a> {
     pub id: &'a str,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
     pub idle_expires_at: NaiveDateTime,
@@ -115,7 +116,7 @@ pub struct NewRefreshTokenRow<'a> {
 pub struct SigningKeyRow {
     pub kid: String,
     pub secret: Vec<u8>,
-    pub state: String,
+    pub state: KeyState,
     pub created_at: NaiveDateTime,
     pub deactivated_at: Option<NaiveDateTime>,
     pub retired_at: Option<NaiveDateTime>,

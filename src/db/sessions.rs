@@ -2,6 +2,7 @@
 
 use super::models::{NewSessionRow, SessionRow};
 use super::schema::sessions;
+use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -44,7 +45,7 @@ pub fn revoke(
 /// returns the ids it revoked.
 pub fn revoke_all_for_user(
     conn: &mut SqliteConnection,
-    user_id: &str,
+    user_id: &UserId,
     keep: Option<&str>,
     at: NaiveDateTime,
     reason: &str,
@@ -92,7 +93,7 @@ pub fn touch(
 /// The live sessions of a user, newest first.
 pub fn live_for_user(
     conn: &mut SqliteConnection,
-    user_id: &str,
+    user_id: &UserId,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<SessionRow>> {
     sessions::table

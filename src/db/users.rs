@@ -2,6 +2,7 @@
 
 use super::models::{NewUserRow, UserChangeset, UserRow, search_text};
 use super::schema::users;
+use crate::domain::{Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -15,7 +16,7 @@ pub fn insert(conn: &mut SqliteConnection, row: &NewUserRow<'_>) -> QueryResult<
         .get_result(conn)
 }
 
-pub fn find(conn: &mut SqliteConnection, id: &str) -> QueryResult<Option<UserRow>> {
+pub fn find(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)
         .select(UserRow::as_select())
@@ -42,7 +43,7 @@ pub fn email_taken(conn: &mut SqliteConnection, email: &str) -> QueryResult<bool
 /// Applies a profile change and keeps the search column in step with it.
 pub fn update(
     conn: &mut SqliteConnection,
-    id: &str,
+    id: &UserId,
     mut changes: UserChangeset,
 ) -> QueryResult<Option<UserRow>> {
     let Some(current) = find(conn, id)? else {
@@ -62,7 +63,7 @@ pub fn update(
 
 pub fn set_password_hash(
     conn: &mut SqliteConnection,
-    id: &str,
+    id: &UserId,
     hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
@@ -75,7 +76,7 @@ pub fn set_password_hash(
 /// re-hash at sign-in never overwrites a password changed meanwhile.
 pub fn upgrade_password_hash(
     conn: &mut SqliteConnection,
-    id: &str,
+    id: &UserId,
     old_hash: &str,
     new_hash: &str,
 ) -> QueryResult<usize> {
@@ -90,7 +91,7 @@ pub fn upgrade_password_hash(
 
 pub fn set_last_login(
     conn: &mut SqliteConnection,
-    id: &str,
+    id: &UserId,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
@@ -98,14 +99,14 @@ pub fn set_last_login(
         .execute(conn)
 }
 
-pub fn delete(conn: &mut SqliteConnection, id: &str) -> QueryResult<usize> {
+pub fn delete(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<usize> {
     diesel::delete(users::table.find(id)).execute(conn)
 }
 
 /// Enabled admins other than `id`: zero means `id` is the last one.
-pub fn count_other_enabled_admins(conn: &mut SqliteConnection, id: &str) -> QueryResult<i64> {
+pub fn count_other_enabled_admins(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<i64> {
     users::table
-        .filter(users::role.eq("admin"))
+        .filter(users::role.eq(Role::Admin))
         .filter(users::disabled.eq(false))
         .filter(users::id.ne(id))
         .count()
@@ -114,7 +115,7 @@ pub fn count_other_enabled_admins(conn: &mut SqliteConnection, id: &str) -> Quer
 
 pub fn any_admin(conn: &mut SqliteConnection) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
-        users::table.filter(users::role.eq("admin")),
+        users::table.filter(users::role.eq(Role::Admin)),
     ))
     .get_result(conn)
 }
@@ -134,9 +135,9 @@ pub enum UserSort {
 /// Where the next page starts: the sort key of the last row shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
-    Newest(NaiveDateTime, String),
+    Newest(NaiveDateTime, UserId),
     Email(String),
-    LastLogin(Option<NaiveDateTime>, String),
+    LastLogin(Option<NaiveDateTime>, UserId),
 }
 
 impl After {
@@ -155,7 +156,7 @@ impl After {
 pub struct UserFilter {
     /// Case-insensitive substring of email, first or last name.
     pub q: Option<String>,
-    pub role: Option<&'static str>,
+    pub role: Option<Role>,
     pub disabled: Option<bool>,
     pub sort: UserSort,
     /// The last row of the page before, in the same sort.
@@ -308,7 +309,7 @@ fn escape_like(input: &str) -> String {
 pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
     let total = users::table.count().get_result(conn)?;
     let admins = users::table
-        .filter(users::role.eq("admin"))
+        .filter(users::role.eq(Role::Admin))
         .count()
         .get_result(conn)?;
     let disabled = users::table
@@ -323,7 +324,7 @@ pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
 pub fn changed_since(
     conn: &mut SqliteConnection,
     since: NaiveDateTime,
-) -> QueryResult<Vec<String>> {
+) -> QueryResult<Vec<UserId>> {
     users::table
         .filter(
             users::updated_at

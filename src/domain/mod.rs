@@ -3,12 +3,16 @@
 //! validate"). Each parser returns a message fit to show next to the field.
 
 mod email;
+mod id;
+mod key_state;
 mod name;
 mod password;
 mod role;
 mod user;
 
 pub use email::Email;
+pub use id::UserId;
+pub use key_state::KeyState;
 pub use name::PersonName;
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;

@@ -3,7 +3,20 @@ use std::fmt;
 use utoipa::ToSchema;
 
 /// What a user may do: `user` manages only themself, `admin` everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Stored as its name (`db::types` maps it to and from SQL text).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,

@@ -1,6 +1,8 @@
-//! HTTP handlers. The route table itself lives in `startup.rs`.
+//! The HTTP faces: the JSON API, the admin console, and the service
+//! endpoints (health, readiness, metrics). The route table that maps paths
+//! to these handlers is `crate::router`.
 
 pub mod admin;
 pub mod api;
-pub mod cursor;
+pub mod client;
 pub mod service;

@@ -1,12 +1,13 @@
-//! `/healthz`, `/readyz` and `/api/openapi.json`.
+//! `/healthz`, `/readyz` and `/metrics`: for load balancers, orchestrators
+//! and Prometheus.
 
-use crate::db;
-use crate::errors::ApiError;
-use crate::routes::api::openapi::ApiDoc;
+use crate::db::{self, keys as key_store, sessions};
+use crate::domain::KeyState;
+use crate::metrics::Gauges;
+use crate::routes::api::error::ApiError;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
-use utoipa::OpenApi;
 
 /// 200 while the process runs.
 pub async fn healthz() -> HttpResponse {
@@ -15,7 +16,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// 200 when the store answers, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.read(|conn| Ok(db::ping(conn)?)).await {
+    match state.read(db::ping).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Err(err) => Err(ApiError::Unavailable(format!(
             "readiness check failed: {err}"
@@ -23,13 +24,26 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-#[utoipa::path(get, path = "/api/openapi.json", tag = "service", security(()),
-    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
-pub async fn openapi(doc: web::Data<serde_json::Value>) -> HttpResponse {
-    HttpResponse::Ok().json(doc.get_ref())
-}
-
-/// The document, rendered once at start.
-pub fn openapi_document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = state.now_naive();
+    let (live, keys) = state
+        .read(move |conn| {
+            Ok::<_, ApiError>((sessions::count_live(conn, now)?, key_store::all(conn)?))
+        })
+        .await?;
+    let active = keys.iter().find(|k| k.state == KeyState::Active);
+    let pool = state.pool.state();
+    let body = state
+        .metrics
+        .render(Gauges {
+            active_sessions: live,
+            key_age_seconds: active.map_or(0, |k| (now - k.created_at).num_seconds()),
+            pool_in_use: i64::from(pool.connections - pool.idle_connections),
+            hasher_queue: state.hasher.queue_depth() as i64,
+        })
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("encoding metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
 }

@@ -206,13 +206,44 @@ async fn a_rotation_is_audited() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let key = rotate(&app, &admin.access_token, true).await;
-    let (actor, target): (String, Option<String>) = audit_log::table
+    let kid = key["kid"].as_str().unwrap();
+    let (actor, detail): (String, Option<String>) = audit_log::table
         .filter(audit_log::action.eq("key.rotate"))
-        .select((audit_log::actor, audit_log::target))
+        .filter(audit_log::target.eq(kid))
+        .select((audit_log::actor, audit_log::detail))
         .first(&mut app.store())
         .unwrap();
     assert_eq!(actor, admin.id);
-    assert_eq!(target.as_deref(), key["kid"].as_str());
+    assert_eq!(detail.as_deref(), Some(r#"{"revoke_previous":true}"#));
+}
+
+#[tokio::test]
+async fn a_key_adopted_from_secret_key_at_start_is_audited_once() {
+    use diesel::prelude::*;
+    use latchkey::db::schema::audit_log;
+    let app = spawn_app().await;
+    let adopted = || {
+        audit_log::table
+            .filter(audit_log::action.eq("key.rotate"))
+            .select((audit_log::actor, audit_log::target, audit_log::detail))
+            .load::<(String, Option<String>, Option<String>)>(&mut app.store())
+            .unwrap()
+    };
+    let entries = adopted();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let (actor, target, detail) = &entries[0];
+    assert_eq!(actor, "system");
+    let admin = app.admin().await;
+    assert_eq!(
+        target.as_deref(),
+        Some(kid_of(&admin.access_token).as_str())
+    );
+    let detail: serde_json::Value = serde_json::from_str(detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["source"], "SECRET_KEY");
+    // A restart with the same SECRET_KEY adopts nothing new.
+    let restarted = app.restart_with(&[]).await;
+    drop(restarted);
+    assert_eq!(adopted().len(), 1);
 }
 
 #[tokio::test]

@@ -1,14 +1,16 @@
 //! `/admin/audit`: the audit log, newest first, filtered and paged.
 
-use super::{Chrome, ConsoleAdmin, PageError, query_string, render};
-use crate::db::audit::{self, AuditFilter};
-use crate::routes::api::views::rfc3339;
+use super::chrome::Chrome;
+use super::error::PageError;
+use super::page::{query_string, render};
+use super::session::ConsoleAdmin;
+use crate::rfc3339::format as rfc3339;
+use crate::service::audit;
+use crate::service::listing::{AuditListing, AuditParams};
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-
-const PAGE_SIZE: i64 = 50;
 
 pub struct AuditLine {
     pub at: String,
@@ -55,46 +57,28 @@ fn short_id(id: &str) -> String {
     }
 }
 
-fn non_empty(value: &str) -> Option<String> {
-    Some(value.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
 pub async fn list(
     state: web::Data<AppState>,
     admin: ConsoleAdmin,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
-    let before = match query.before.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(
-            raw.parse::<i32>()
-                .map_err(|_| PageError::BadRequest("That page link is not valid.".into()))?,
-        ),
-    };
-    let filter = AuditFilter {
-        actor: non_empty(&query.actor),
-        target: non_empty(&query.target),
-        action: non_empty(&query.action),
-        before,
-        limit: PAGE_SIZE + 1,
-    };
-    let mut rows = state
-        .read(move |conn| Ok(audit::list(conn, &filter)?))
-        .await?;
+    let listing = AuditListing::parse(AuditParams {
+        actor: Some(&query.actor),
+        target: Some(&query.target),
+        action: Some(&query.action),
+        cursor: query.before.as_deref().filter(|b| !b.is_empty()),
+    })?;
+    let page = audit::list(&state, &admin.actor(), listing).await?;
     let filters = query_string(&[
         ("actor", &query.actor),
         ("target", &query.target),
         ("action", &query.action),
     ]);
-    let next = if rows.len() as i64 > PAGE_SIZE {
-        rows.truncate(PAGE_SIZE as usize);
-        rows.last()
-            .map(|last| format!("{filters}&before={}", last.id))
-    } else {
-        None
-    };
-    let entries = rows
+    let next = page.next.map(|cursor| format!("{filters}&before={cursor}"));
+    let first_page = query.before.as_deref().is_none_or(str::is_empty);
+    let entries = page
+        .items
         .into_iter()
         .map(|row| AuditLine {
             at: rfc3339(row.at)
@@ -114,7 +98,7 @@ pub async fn list(
     let page = AuditPage {
         chrome: admin.chrome("audit")?,
         entries,
-        first_page: before.is_none(),
+        first_page,
         filters,
         actor: query.actor,
         target: query.target,

@@ -1,6 +1,9 @@
 //! `GET /admin`: the dashboard.
 
-use super::{Chrome, ConsoleAdmin, PageError, render};
+use super::chrome::Chrome;
+use super::error::PageError;
+use super::page::render;
+use super::session::ConsoleAdmin;
 use crate::db::{audit, sessions, users};
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
@@ -44,7 +47,7 @@ pub async fn dashboard(
             let sessions = sessions::count_live(conn, now)?;
             let logins = audit::count_since(conn, "login", "ok", day_ago)?;
             let failures = audit::count_since(conn, "login", "failed", day_ago)?;
-            Ok((users, admins, disabled, sessions, logins, failures))
+            Ok::<_, PageError>((users, admins, disabled, sessions, logins, failures))
         })
         .await?;
     let key = state.keys.active();

@@ -1,9 +1,12 @@
 //! `/admin/keys`: the key ring, with rotate and emergency rotate.
 
+use super::chrome::Chrome;
 use super::dashboard::describe_age;
-use super::{Chrome, ConsoleAdmin, PageError, redirect, render};
-use crate::routes::api::keys::{list_keys, rotate_keys};
-use crate::routes::api::views::rfc3339;
+use super::error::PageError;
+use super::page::{redirect, render};
+use super::session::ConsoleAdmin;
+use crate::rfc3339::format as rfc3339;
+use crate::service::keys;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -28,13 +31,13 @@ pub async fn list(
     state: web::Data<AppState>,
     admin: ConsoleAdmin,
 ) -> Result<HttpResponse, PageError> {
-    let rows = list_keys(&state).await?;
+    let rows = keys::list(&state, &admin.actor()).await?;
     let now = state.now_naive();
     let keys = rows
         .iter()
         .map(|row| KeyLine {
             kid: row.kid.clone(),
-            state: row.state.clone(),
+            state: row.state.to_string(),
             created_at: rfc3339(row.created_at),
             age: describe_age(now - row.created_at),
             retired_at: row.retired_at.map(rfc3339).unwrap_or_default(),
@@ -61,13 +64,7 @@ pub async fn rotate(
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
     let revoke_previous = form.revoke_previous.is_some();
-    let key = rotate_keys(
-        &state,
-        admin.user.id.clone(),
-        admin.client(),
-        revoke_previous,
-    )
-    .await?;
+    let key = keys::rotate(&state, &admin.actor(), &admin.client(), revoke_previous).await?;
     let message = if revoke_previous {
         format!(
             "Emergency rotation done: {} signs now and every earlier access token has stopped working; \

@@ -1,16 +1,12 @@
 //! `/admin/login`, `/admin/logout` and the first-admin `/admin/setup`.
 
-use super::{
-    Chrome, ConsoleAdmin, PageError, anonymous_chrome, check_form, flash, redirect, render_with,
-    start_session,
-};
-use crate::audit::{Event, Outcome};
-use crate::auth::signin::{self, SignInError};
+use super::chrome::Chrome;
+use super::error::PageError;
+use super::page::{redirect, render_with};
+use super::session::{ConsoleAdmin, anonymous_chrome, check_form, flash, start_session};
 use crate::client::ClientInfo;
-use crate::db::users;
 use crate::domain::{FieldErrors, NewUser, NewUserInput, Role};
-use crate::errors::ApiError;
-use crate::routes::api::{Actor, users::create_user};
+use crate::service::{ServiceError, setup, signin};
 use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -60,7 +56,7 @@ pub async fn login(
 ) -> Result<HttpResponse, PageError> {
     check_form(&req, &session, &form.csrf_token)?;
     let outcome = signin::sign_in(&state, &client, &form.email, &form.password, |_, user| {
-        Ok(user.role == Role::Admin.as_str())
+        Ok(user.role == Role::Admin)
     })
     .await;
     let (status, error) = match outcome {
@@ -73,15 +69,12 @@ pub async fn login(
             StatusCode::FORBIDDEN,
             "This account is not an admin.".to_owned(),
         ),
-        Err(SignInError::BadCredentials) => (
+        Err(ServiceError::BadCredentials) => (
             StatusCode::UNAUTHORIZED,
             "The email or password is wrong.".into(),
         ),
-        Err(SignInError::Disabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
-        Err(SignInError::Throttled { retry_after }) => {
-            return Err(PageError::TooManyRequests { retry_after });
-        }
-        Err(SignInError::Api(err)) => return Err(err.into()),
+        Err(ServiceError::Disabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
+        Err(err) => return Err(err.into()),
     };
     let page = LoginPage {
         chrome: anonymous_chrome(&session)?,
@@ -140,25 +133,14 @@ pub struct SetupForm {
     csrf_token: String,
 }
 
-const SETUP_GONE: &str = "This set-up link is not valid: an admin exists already, or the link is from an earlier \
-                          start of the server";
-
-/// Whether `token` is the set-up token and no admin exists yet.
-async fn setup_open(state: &AppState, token: &str) -> Result<bool, PageError> {
-    if !state.setup_token_matches(token) {
-        return Ok(false);
-    }
-    Ok(!state.read(|conn| Ok(users::any_admin(conn)?)).await?)
-}
-
 pub async fn setup_page(
     state: web::Data<AppState>,
     session: Session,
     query: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, PageError> {
     let token = query.into_inner().token.unwrap_or_default();
-    if !setup_open(&state, &token).await? {
-        return Err(PageError::Forbidden(SETUP_GONE));
+    if !setup::is_open(&state, &token).await? {
+        return Err(PageError::Forbidden(setup::GONE));
     }
     let page = SetupPage {
         chrome: anonymous_chrome(&session)?,
@@ -179,8 +161,8 @@ pub async fn setup(
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
     check_form(&req, &session, &form.csrf_token)?;
-    if !setup_open(&state, &form.token).await? {
-        return Err(PageError::Forbidden(SETUP_GONE));
+    if !setup::is_open(&state, &form.token).await? {
+        return Err(PageError::Forbidden(setup::GONE));
     }
     let form = form.into_inner();
     let parsed = NewUser::parse(NewUserInput {
@@ -206,35 +188,15 @@ pub async fn setup(
         Ok(new_admin) => new_admin,
         Err(errors) => return show_again(errors),
     };
-    // Taking the token makes it single-use, even for two forms sent at once.
-    if !state.take_setup_token(&form.token) {
-        return Err(PageError::Forbidden(SETUP_GONE));
-    }
-    let admin = match create_user(&state, &Actor::anonymous(), &client, new_admin).await {
+    let admin = match setup::create_first_admin(&state, &client, &form.token, new_admin).await {
         Ok(admin) => admin,
-        Err(err) => {
-            state.restore_setup_token(form.token.clone());
-            return match err {
-                ApiError::Conflict(_) => {
-                    let mut errors = FieldErrors::default();
-                    errors.add("email", "a user with that email exists");
-                    show_again(errors)
-                }
-                other => Err(other.into()),
-            };
+        Err(ServiceError::EmailTaken) => {
+            let mut errors = FieldErrors::default();
+            errors.add("email", "a user with that email exists");
+            return show_again(errors);
         }
+        Err(err) => return Err(err.into()),
     };
-    let (id, now) = (admin.id.clone(), state.now_naive());
-    state
-        .write(move |conn| {
-            Event::new(&id, "setup", Outcome::Ok)
-                .target(&id)
-                .client(&client)
-                .write(conn, now)?;
-            Ok(())
-        })
-        .await?;
-    log::info!("the first admin was created through /admin/setup");
     start_session(&session, &state, &admin)?;
     flash(&session, "ok", "Welcome! Your admin account is ready.")?;
     Ok(redirect("/admin"))

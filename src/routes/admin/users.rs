@@ -1,26 +1,23 @@
 //! `/admin/users`: the user table, and creating, editing, disabling,
 //! deleting, setting a password, unlocking and ending sessions.
 
+use super::chrome::Chrome;
+use super::error::PageError;
+use super::page::{query_string, redirect, render, render_with};
+use super::session::ConsoleAdmin;
 use super::signin::CsrfForm;
-use super::{Chrome, ConsoleAdmin, PageError, query_string, redirect, render, render_with};
-use crate::audit::{Event, Outcome};
-use crate::auth::sessions::reason;
 use crate::db::models::{SessionRow, UserRow};
-use crate::db::users::{After, UserFilter, UserSort};
-use crate::db::{sessions, users};
-use crate::domain::{FieldErrors, NewUser, NewUserInput, PasswordPolicy, Role, UserChanges};
-use crate::errors::ApiError;
-use crate::routes::api::users::{apply_changes, create_user, delete_user, search_terms};
-use crate::routes::api::views::rfc3339;
-use crate::routes::api::{Actor, is_well_formed_id, passwords::set_password};
-use crate::routes::cursor;
+use crate::db::sessions;
+use crate::domain::{FieldErrors, NewUser, NewUserInput, Role, UserChanges, UserId};
+use crate::rfc3339::format as rfc3339;
+use crate::service::listing::{ListParams, UserListing};
+use crate::service::sessions::Whose;
+use crate::service::{ServiceError, passwords, sessions as session_ops, users};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-
-const PAGE_SIZE: i64 = 50;
 
 /// A user as the table shows it.
 pub struct UserLine {
@@ -36,10 +33,10 @@ pub struct UserLine {
 impl From<&UserRow> for UserLine {
     fn from(row: &UserRow) -> Self {
         Self {
-            id: row.id.clone(),
+            id: row.id.to_string(),
             name: format!("{} {}", row.first_name, row.last_name),
             email: row.email.clone(),
-            role: row.role.clone(),
+            role: row.role.to_string(),
             disabled: row.disabled,
             created_at: rfc3339(row.created_at),
             last_login_at: row
@@ -80,82 +77,42 @@ struct UsersPage {
     first_page: bool,
 }
 
+/// An empty form field means "no filter".
+fn given(value: &str) -> Option<&str> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
 pub async fn list(
     state: web::Data<AppState>,
     admin: ConsoleAdmin,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
-    let sort = match query.sort.as_str() {
-        "" | "created" => UserSort::Newest,
-        "email" => UserSort::Email,
-        "last_login" => UserSort::LastLogin,
-        _ => return Err(PageError::BadRequest("Unknown sort order.".into())),
-    };
-    let role = match query.role.as_str() {
-        "" => None,
-        other => Some(
-            Role::parse(other)
-                .map_err(|_| PageError::BadRequest("Unknown role.".into()))?
-                .as_str(),
-        ),
-    };
-    let disabled = match query.disabled.as_str() {
-        "" => None,
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => {
-            return Err(PageError::BadRequest(
-                "The disabled filter is `true` or `false`.".into(),
-            ));
-        }
-    };
-    let after = match query.cursor.as_str() {
-        "" => None,
-        raw => Some(
-            cursor::decode(sort, raw)
-                .ok_or_else(|| PageError::BadRequest("That page link is not valid.".into()))?,
-        ),
-    };
-    let q = Some(search_terms(&query.q)).filter(|q| !q.is_empty());
-    let filter = UserFilter {
-        q,
-        role,
-        disabled,
-        sort,
-        after,
-        limit: PAGE_SIZE + 1,
-    };
-    let mut rows = state
-        .read(move |conn| Ok(users::list(conn, &filter)?))
-        .await?;
+    let listing = UserListing::parse(ListParams {
+        q: given(&query.q),
+        role: given(&query.role),
+        disabled: given(&query.disabled),
+        sort: given(&query.sort),
+        limit: None,
+        cursor: given(&query.cursor),
+    })?;
+    let page = users::list(&state, &admin.actor(), listing).await?;
     let filters = query_string(&[
         ("q", &query.q),
         ("role", &query.role),
         ("disabled", &query.disabled),
         ("sort", &query.sort),
     ]);
-    let next = if rows.len() as i64 > PAGE_SIZE {
-        rows.truncate(PAGE_SIZE as usize);
-        rows.last().map(|last| {
-            format!(
-                "{filters}&cursor={}",
-                cursor::encode(&After::of(sort, last))
-            )
-        })
-    } else {
-        None
-    };
     let page = UsersPage {
         chrome: admin.chrome("users")?,
-        users: rows.iter().map(UserLine::from).collect(),
+        users: page.items.iter().map(UserLine::from).collect(),
         first_page: query.cursor.is_empty(),
+        next: page.next.map(|cursor| format!("{filters}&cursor={cursor}")),
         filters,
         q: query.q,
         role: query.role,
         disabled: query.disabled,
         sort: query.sort,
-        next,
     };
     render(&page)
 }
@@ -219,19 +176,12 @@ pub async fn create(
     });
     let outcome = match (parsed, errors.is_empty()) {
         (Ok(new_user), true) => {
-            match create_user(
-                &state,
-                &Actor::from_row(admin.user.clone()),
-                &admin.client(),
-                new_user,
-            )
-            .await
-            {
+            match users::create(&state, &admin.actor(), &admin.client(), new_user).await {
                 Ok(user) => {
                     admin.flash("ok", format!("Created {}.", user.email))?;
                     return Ok(redirect(&format!("/admin/users/{}", user.id)));
                 }
-                Err(ApiError::Conflict(_)) => {
+                Err(ServiceError::EmailTaken) => {
                     errors.add("email", "a user with that email exists");
                     errors
                 }
@@ -301,7 +251,7 @@ impl EditForm {
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             email: user.email.clone(),
-            role: user.role.clone(),
+            role: user.role.to_string(),
             disabled: user.disabled.then(|| "on".into()),
             csrf_token: String::new(),
         }
@@ -321,14 +271,8 @@ struct EditPage {
 }
 
 async fn load_user(state: &AppState, id: &str) -> Result<UserRow, PageError> {
-    if !is_well_formed_id(id) {
-        return Err(PageError::NotFound);
-    }
-    let id = id.to_owned();
-    state
-        .read(move |conn| users::find(conn, &id)?.ok_or(ApiError::NotFound))
-        .await
-        .map_err(Into::into)
+    let id = UserId::parse(id).ok_or(PageError::NotFound)?;
+    Ok(users::find(state, id).await?)
 }
 
 /// Renders the user page with `form` and its errors.
@@ -344,7 +288,7 @@ async fn edit_page(
     let throttle = state.throttle.clone();
     let (live, locked_for) = state
         .read(move |conn| {
-            Ok((
+            Ok::<_, PageError>((
                 sessions::live_for_user(conn, &id, now)?,
                 throttle.locked_for(conn, &email, now)?,
             ))
@@ -411,10 +355,10 @@ pub async fn update(
             return edit_page(&state, &admin, &user, form, field_errors, None).await;
         }
     };
-    match apply_changes(
+    match users::update(
         &state,
-        admin.user.id.clone(),
-        admin.client(),
+        &admin.actor(),
+        &admin.client(),
         user.id.clone(),
         changes,
     )
@@ -424,13 +368,14 @@ pub async fn update(
             admin.flash("ok", format!("Saved {}.", updated.email))?;
             Ok(redirect(&format!("/admin/users/{}", updated.id)))
         }
-        Err(ApiError::Conflict(why)) => {
+        Err(ServiceError::EmailTaken) => {
             let mut errors = FieldErrors::default();
-            if why.contains("email") {
-                errors.add("email", "a user with that email exists");
-            } else {
-                errors.add("role", "this is the last admin: make another admin first");
-            }
+            errors.add("email", "a user with that email exists");
+            edit_page(&state, &admin, &user, form, errors, None).await
+        }
+        Err(ServiceError::LastAdmin) => {
+            let mut errors = FieldErrors::default();
+            errors.add("role", "this is the last admin: make another admin first");
             edit_page(&state, &admin, &user, form, errors, None).await
         }
         Err(err) => Err(err.into()),
@@ -453,12 +398,7 @@ pub async fn set_new_password(
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
     let user = load_user(&state, &id).await?;
-    let context = [
-        user.email.as_str(),
-        user.first_name.as_str(),
-        user.last_name.as_str(),
-    ];
-    let password = match PasswordPolicy::parse(&form.new_password, &context) {
+    let password = match passwords::check_new(&user, &form.new_password) {
         Ok(password) => password,
         Err(message) => {
             return edit_page(
@@ -472,14 +412,7 @@ pub async fn set_new_password(
             .await;
         }
     };
-    set_password(
-        &state,
-        admin.user.id.clone(),
-        admin.client(),
-        user.id.clone(),
-        password,
-    )
-    .await?;
+    passwords::set(&state, &admin.actor(), &admin.client(), &user, password).await?;
     admin.flash(
         "ok",
         format!(
@@ -498,23 +431,7 @@ pub async fn unlock(
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
     let user = load_user(&state, &id).await?;
-    let (actor, client, now, throttle) = (
-        admin.user.id.clone(),
-        admin.client(),
-        state.now_naive(),
-        state.throttle.clone(),
-    );
-    let (target, email) = (user.id.clone(), user.email.clone());
-    state
-        .write(move |conn| {
-            throttle.unlock(conn, &email)?;
-            Event::new(&actor, "user.unlock", Outcome::Ok)
-                .target(&target)
-                .client(&client)
-                .write(conn, now)?;
-            Ok(())
-        })
-        .await?;
+    users::unlock(&state, &admin.actor(), &admin.client(), &user).await?;
     admin.flash("ok", format!("{} can sign in again.", user.email))?;
     Ok(redirect(&format!("/admin/users/{}", user.id)))
 }
@@ -528,33 +445,14 @@ pub async fn revoke_session(
     admin.check_form(&form.csrf_token)?;
     let (id, sid) = path.into_inner();
     let user = load_user(&state, &id).await?;
-    let (actor, client, now, target) = (
-        admin.user.id.clone(),
-        admin.client(),
-        state.now_naive(),
+    session_ops::revoke(
+        &state,
+        &admin.actor(),
+        &admin.client(),
         user.id.clone(),
-    );
-    let revoked = state
-        .write_revoking(move |conn, revoked| {
-            let session = sessions::find(conn, &sid)?
-                .filter(|s| s.user_id.as_deref() == Some(target.as_str()));
-            let Some(session) = session else {
-                return Ok(false);
-            };
-            if sessions::revoke(conn, &session.id, now, reason::ADMIN)? {
-                revoked.add(session.id.clone());
-                Event::new(&actor, "session.revoke", Outcome::Ok)
-                    .target(&target)
-                    .client(&client)
-                    .detail(serde_json::json!({ "session_id": session.id }))
-                    .write(conn, now)?;
-            }
-            Ok(true)
-        })
-        .await?;
-    if !revoked {
-        return Err(PageError::NotFound);
-    }
+        sid,
+    )
+    .await?;
     admin.flash("ok", "The session has ended.")?;
     Ok(redirect(&format!("/admin/users/{}", user.id)))
 }
@@ -567,25 +465,8 @@ pub async fn revoke_all_sessions(
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
     let user = load_user(&state, &id).await?;
-    let (actor, client, now, target) = (
-        admin.user.id.clone(),
-        admin.client(),
-        state.now_naive(),
-        user.id.clone(),
-    );
-    let count = state
-        .write_revoking(move |conn, revoked| {
-            let ids = sessions::revoke_all_for_user(conn, &target, None, now, reason::ADMIN)?;
-            let count = ids.len();
-            Event::new(&actor, "session.revoke_all", Outcome::Ok)
-                .target(&target)
-                .client(&client)
-                .detail(serde_json::json!({ "sessions": count }))
-                .write(conn, now)?;
-            revoked.extend(ids);
-            Ok(count)
-        })
-        .await?;
+    let whose = Whose::User(user.id.clone());
+    let count = session_ops::revoke_all(&state, &admin.actor(), &admin.client(), whose).await?;
     admin.flash(
         "ok",
         format!(
@@ -623,19 +504,12 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
     let user = load_user(&state, &id).await?;
-    match delete_user(
-        &state,
-        admin.user.id.clone(),
-        admin.client(),
-        user.id.clone(),
-    )
-    .await
-    {
+    match users::delete(&state, &admin.actor(), &admin.client(), user.id.clone()).await {
         Ok(()) => {
             admin.flash("ok", format!("Deleted {}.", user.email))?;
             Ok(redirect("/admin/users"))
         }
-        Err(ApiError::Conflict(_)) => {
+        Err(ServiceError::LastAdmin) => {
             admin.flash(
                 "error",
                 "This is the last admin and cannot be deleted: make another admin first.",

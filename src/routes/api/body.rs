@@ -4,16 +4,33 @@
 //! take an array of the fields in order), and its errors never echo the
 //! values that were sent or name internal types.
 
-use crate::errors::ApiError;
+use super::error::ApiError;
+use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// Turns actix-web's JSON extractor errors into problems: 413 before the
+/// body is read when it is too long, 415 for a body not declared JSON, 400
+/// for anything that does not parse into the request type.
+pub fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(err) => {
+            ApiError::BadRequest(format!("the body is not valid JSON: {}", describe(&err)))
+        }
+        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+    }
+}
+
 /// A JSON object body parsed into `T`. Size (413) and content type (415)
 /// are checked by actix-web's JSON extractor first, configured in
-/// `startup.rs`.
+/// `router.rs`.
 pub struct Json<T>(pub T);
 
 impl<T> Json<T> {

@@ -1,9 +1,11 @@
 //! `/api/openapi.json`, generated from the handlers' annotations and the
 //! request and response types, so it cannot drift from the code.
 
+use super::error::Problem;
 use super::{keys, passwords, tokens, users, views};
 use crate::domain::Role;
-use crate::errors::Problem;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -22,7 +24,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         users::create, users::list, users::me, users::replace_me, users::patch_me, users::delete_me,
         users::get, users::replace, users::patch, users::delete,
-        crate::routes::service::openapi, passwords::change_own, passwords::set,
+        openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
         keys::list, keys::rotate,
     ),
@@ -40,6 +42,17 @@ use utoipa::{Modify, OpenApi};
     ),
 )]
 pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "service", security(()),
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
+pub async fn openapi(doc: web::Data<serde_json::Value>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
+}
+
+/// The document, rendered once at start.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
 
 struct BearerScheme;
 

@@ -3,14 +3,9 @@
 
 use crate::db::models::{SigningKeyRow, UserRow};
 use crate::domain::Role;
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use crate::rfc3339::format as rfc3339;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-/// RFC 3339 in UTC, whole seconds: `2026-11-23T18:20:59Z`.
-pub fn rfc3339(at: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// A user, as every endpoint returns it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,11 +28,11 @@ pub struct UserView {
 impl From<&UserRow> for UserView {
     fn from(row: &UserRow) -> Self {
         Self {
-            id: row.id.clone(),
+            id: row.id.to_string(),
             first_name: row.first_name.clone(),
             last_name: row.last_name.clone(),
             email: row.email.clone(),
-            role: Role::parse(&row.role).unwrap_or(Role::User),
+            role: row.role,
             disabled: row.disabled,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
@@ -83,7 +78,7 @@ impl From<&SigningKeyRow> for KeyView {
     fn from(row: &SigningKeyRow) -> Self {
         Self {
             kid: row.kid.clone(),
-            state: row.state.clone(),
+            state: row.state.to_string(),
             created_at: rfc3339(row.created_at),
             retired_at: row.retired_at.map(rfc3339),
         }

@@ -3,17 +3,20 @@
 //! body or a cookie, and does no I/O: signature, claims and revocation are
 //! all checked in memory.
 
-use super::tokens::AccessClaims;
-use crate::errors::{ApiError, Challenge};
+use super::error::{ApiError, Challenge};
+use crate::auth::tokens::AccessClaims;
+use crate::domain::UserId;
+use crate::service::Actor;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use std::convert::Infallible;
 use std::future::{Ready, ready};
 
 /// A request that carried a valid access token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user_id: String,
+    pub user_id: UserId,
     pub session_id: String,
     pub claims: AccessClaims,
 }
@@ -58,11 +61,46 @@ fn authenticate(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
         log::debug!("refused an access token: {reason}");
         ApiError::invalid_token()
     })?;
+    let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::invalid_token)?;
     Ok(Some(Caller {
-        user_id: claims.sub.clone(),
+        user_id,
         session_id: claims.sid.clone(),
         claims,
     }))
+}
+
+impl Caller {
+    /// The caller as the service layer's actor: their user as the store
+    /// knows it now (a deleted or disabled one is refused like a revoked
+    /// token).
+    pub async fn actor(&self, state: &AppState) -> Result<Actor, ApiError> {
+        Ok(Actor::load(state, &self.user_id).await?)
+    }
+}
+
+impl MaybeCaller {
+    /// The caller's actor, or the anonymous one when no token was sent.
+    pub async fn actor(&self, state: &AppState) -> Result<Actor, ApiError> {
+        match &self.0 {
+            Some(caller) => caller.actor(state).await,
+            None => Ok(Actor::anonymous()),
+        }
+    }
+}
+
+/// The `{id}` of a user path; `/api/user/me` routes have none and mean the
+/// caller.
+pub struct TargetId(pub String);
+
+impl FromRequest for TargetId {
+    type Error = Infallible;
+    type Future = Ready<Result<Self, Infallible>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(TargetId(
+            req.match_info().get("id").unwrap_or("me").to_owned(),
+        )))
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme's

@@ -1,18 +1,19 @@
-//! Errors as clients see them.
+//! Errors as API clients see them.
 //!
 //! [`ApiError`] is the JSON API's error: every variant renders as RFC 9457
 //! `application/problem+json`, including the errors actix-web raises itself
 //! (bad JSON, wrong content type, oversized body, unknown route, wrong
-//! method), which [`json_error`], [`not_found`] and [`method_not_allowed`]
-//! turn into the same shape. An unexpected error is logged once, here, with
-//! its whole chain, and the client sees only a plain sentence: no error body
-//! ever carries SQL, a path or an internal name.
+//! method), which `body::json_error`, [`not_found`] and
+//! [`method_not_allowed`] turn into the same shape. A [`ServiceError`]
+//! becomes one here, and only here. An unexpected error is logged once,
+//! here, with its whole chain, and the client sees only a plain sentence:
+//! no error body ever carries SQL, a path or an internal name.
 
-use crate::auth::password::HashError;
 use crate::db::StoreError;
 use crate::domain::FieldErrors;
+use crate::service::ServiceError;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError, error::JsonPayloadError};
+use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -203,54 +204,45 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The one place where store errors become HTTP answers.
+/// The one place where an operation's error becomes an HTTP answer.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::SignInRequired(detail) => ApiError::Unauthorized {
+                detail,
+                challenge: Challenge::Bearer,
+            },
+            ServiceError::NotSignedIn => ApiError::invalid_token(),
+            ServiceError::Forbidden(detail) => ApiError::Forbidden(detail),
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::EmailTaken => ApiError::Conflict("a user with that email exists"),
+            ServiceError::LastAdmin => ApiError::Conflict("this is the last admin"),
+            ServiceError::Invalid(errors) => ApiError::Unprocessable(errors),
+            ServiceError::BadRequest(detail) => ApiError::BadRequest(detail),
+            ServiceError::BadCredentials => {
+                ApiError::unauthorized("the email or password is wrong")
+            }
+            ServiceError::Disabled => ApiError::Forbidden("this account is disabled"),
+            ServiceError::Throttled { retry_after } => ApiError::TooManyRequests { retry_after },
+            ServiceError::RefreshRefused => {
+                ApiError::unauthorized("the refresh token is not valid")
+            }
+            ServiceError::Busy(why) => ApiError::Unavailable(why),
+            ServiceError::Unexpected(err) => ApiError::Unexpected(err),
+        }
+    }
+}
+
+/// A handler's own read of the store.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Busy(why) => ApiError::Unavailable(why),
-            StoreError::Duplicate(_) => ApiError::Conflict("a resource with that value exists"),
-            StoreError::Query(err) => {
-                ApiError::Unexpected(anyhow::Error::new(err).context("store query"))
-            }
-        }
+        ServiceError::from(err).into()
     }
 }
 
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
-        StoreError::from(err).into()
-    }
-}
-
-impl From<HashError> for ApiError {
-    fn from(err: HashError) -> Self {
-        match err {
-            HashError::Busy => ApiError::Unavailable("password hasher queue full".into()),
-            HashError::Failed(why) => ApiError::Unexpected(anyhow::anyhow!(why).context("hashing")),
-        }
-    }
-}
-
-impl From<jsonwebtoken::errors::Error> for ApiError {
-    fn from(err: jsonwebtoken::errors::Error) -> Self {
-        ApiError::Unexpected(anyhow::Error::new(err).context("signing an access token"))
-    }
-}
-
-/// Turns actix-web's JSON extractor errors into problems: 413 before the
-/// body is read when it is too long, 415 for a body not declared JSON, 400
-/// for anything that does not parse into the request type.
-pub fn json_error(err: JsonPayloadError) -> ApiError {
-    match err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge
-        }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(err) => ApiError::BadRequest(format!(
-            "the body is not valid JSON: {}",
-            crate::routes::api::body::describe(&err)
-        )),
-        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+        ServiceError::from(err).into()
     }
 }
 

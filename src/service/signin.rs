@@ -3,48 +3,17 @@
 //! and its timing are the same), then the audit entry. Used by the API's
 //! sign-in, its password change and the console's sign-in.
 
-use super::password;
-use super::throttle::Throttle;
+use super::ServiceError;
 use crate::audit::{self, Event, Outcome};
+use crate::auth::password;
+use crate::auth::throttle::Throttle;
 use crate::client::ClientInfo;
 use crate::db::models::UserRow;
 use crate::db::users;
 use crate::domain::Email;
-use crate::errors::ApiError;
 use crate::state::AppState;
 use diesel::sqlite::SqliteConnection;
 use serde_json::json;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SignInError {
-    #[error("throttled")]
-    Throttled { retry_after: u64 },
-    /// Unknown email or wrong password: one answer for both.
-    #[error("bad credentials")]
-    BadCredentials,
-    /// The right password for a disabled user.
-    #[error("user disabled")]
-    Disabled,
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl From<SignInError> for ApiError {
-    fn from(err: SignInError) -> Self {
-        match err {
-            SignInError::Throttled { retry_after } => ApiError::TooManyRequests { retry_after },
-            SignInError::BadCredentials => ApiError::unauthorized("the email or password is wrong"),
-            SignInError::Disabled => ApiError::Forbidden("this account is disabled"),
-            SignInError::Api(err) => err,
-        }
-    }
-}
-
-impl From<password::HashError> for SignInError {
-    fn from(err: password::HashError) -> Self {
-        SignInError::Api(err.into())
-    }
-}
 
 /// A password that matched; [`Verified::settle`] clears the account's
 /// failures in the caller's success transaction.
@@ -86,7 +55,7 @@ pub async fn check_password(
     email: &str,
     password: &str,
     action: &'static str,
-) -> Result<Verified, SignInError> {
+) -> Result<Verified, ServiceError> {
     let email = Email::normalise(email);
     let now = state.now_naive();
     let (lookup, addr, throttle, audit_client) = (
@@ -100,7 +69,7 @@ pub async fn check_password(
             let locked = throttle.locked(conn, &lookup, addr.as_deref(), now)?;
             if let Some(retry_after) = locked {
                 audit_throttled(conn, &audit_client, &lookup, action, retry_after, now)?;
-                return Ok((locked, None));
+                return Ok::<_, ServiceError>((locked, None));
             }
             Ok((None, users::find_by_email(conn, &lookup)?))
         })
@@ -108,7 +77,7 @@ pub async fn check_password(
     if let Some(retry_after) = locked {
         log::info!("sign-in throttled (retry after {retry_after} s)");
         state.metrics.login("throttled");
-        return Err(SignInError::Throttled { retry_after });
+        return Err(ServiceError::Throttled { retry_after });
     }
     // An unknown email is verified against the dummy hash: same time.
     let matched = state
@@ -120,20 +89,20 @@ pub async fn check_password(
             let (client, id) = (client.clone(), user.id.clone());
             state
                 .write(move |conn| {
-                    Event::new(&id, action, Outcome::Denied)
-                        .target(&id)
+                    Event::new(id.as_str(), action, Outcome::Denied)
+                        .target(id.as_str())
                         .client(&client)
                         .detail(json!({ "reason": "disabled" }))
                         .write(conn, now)?;
-                    Ok(())
+                    Ok::<_, ServiceError>(())
                 })
                 .await?;
             log::info!("sign-in refused: user {} is disabled", user.id);
-            Err(SignInError::Disabled)
+            Err(ServiceError::Disabled)
         }
         Some(user) if matched => Ok(Verified { user, email }),
         user => {
-            let target = user.map(|u| u.id);
+            let target = user.map(|u| u.id.into_string());
             let (client, throttle) = (client.clone(), state.throttle.clone());
             let refused = state
                 .write(move |conn| {
@@ -141,7 +110,7 @@ pub async fn check_password(
                         throttle.record_failure(conn, &email, client.addr.as_deref(), now)?;
                     if let Some(retry_after) = refused {
                         audit_throttled(conn, &client, &email, action, retry_after, now)?;
-                        return Ok(refused);
+                        return Ok::<_, ServiceError>(refused);
                     }
                     let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
                     let mut event = Event::new(actor, action, Outcome::Failed)
@@ -157,11 +126,11 @@ pub async fn check_password(
             if let Some(retry_after) = refused {
                 log::info!("sign-in throttled (retry after {retry_after} s)");
                 state.metrics.login("throttled");
-                return Err(SignInError::Throttled { retry_after });
+                return Err(ServiceError::Throttled { retry_after });
             }
             log::info!("sign-in failed: wrong email or password");
             state.metrics.login("failed");
-            Err(SignInError::BadCredentials)
+            Err(ServiceError::BadCredentials)
         }
     }
 }
@@ -175,9 +144,9 @@ pub async fn sign_in<T, F>(
     email: &str,
     password: &str,
     open: F,
-) -> Result<(UserRow, T), SignInError>
+) -> Result<(UserRow, T), ServiceError>
 where
-    F: FnOnce(&mut SqliteConnection, &UserRow) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut SqliteConnection, &UserRow) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     let verified = check_password(state, client, email, password, "login").await?;
@@ -194,16 +163,16 @@ where
             let user = users::find(conn, &verified.user.id)?;
             let user = match user {
                 Some(user) if !user.disabled => user,
-                Some(_) => return Ok(Err(SignInError::Disabled)),
-                None => return Ok(Err(SignInError::BadCredentials)),
+                Some(_) => return Ok::<_, ServiceError>(Err(ServiceError::Disabled)),
+                None => return Ok(Err(ServiceError::BadCredentials)),
             };
             verified.settle(&throttle, conn)?;
             if let Some(hash) = &upgraded {
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }
             users::set_last_login(conn, &user.id, now)?;
-            Event::new(&user.id, "login", Outcome::Ok)
-                .target(&user.id)
+            Event::new(user.id.as_str(), "login", Outcome::Ok)
+                .target(user.id.as_str())
                 .client(&client)
                 .write(conn, now)?;
             let opened = open(conn, &user)?;
@@ -216,7 +185,7 @@ where
         .await?;
     // The sign-in changed the row (last_login_at, maybe the hash).
     if let Ok((user, _)) = &result {
-        state.users.forget(&user.id);
+        state.users.forget(user.id.as_str());
     }
     if result.is_ok() {
         log::info!("sign-in ok");

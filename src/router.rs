@@ -1,0 +1,138 @@
+//! The route table: every path latchkey serves, the JSON API's and the
+//! console's, in one place. A resource that exists answers 405 (with
+//! `Allow`) for the methods it lacks; a path that does not exists answers
+//! 404, as problem+json under `/api` and elsewhere, as a page under
+//! `/admin`.
+
+use crate::middleware::{ConsoleSessions, page_headers};
+use crate::routes::api::body::json_error;
+use crate::routes::api::error::{self as api_error, ApiError};
+use crate::routes::api::{keys, openapi, passwords, tokens, users};
+use crate::routes::{admin, service};
+use actix_web::{Resource, web};
+
+/// The whole application's routes; `console` is the session middleware
+/// of `/admin`.
+pub fn configure(cfg: &mut web::ServiceConfig, console: &ConsoleSessions) {
+    cfg.service(
+        web::scope("/admin")
+            .configure(console_routes)
+            .wrap(console.middleware())
+            .wrap(page_headers()),
+    )
+    .configure(api_routes);
+}
+
+/// A resource that answers 405 with `Allow` for the methods it lacks.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(api_error::method_not_allowed(allow)))
+}
+
+/// The JSON API, the service endpoints and the console's stylesheet.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(crate::BODY_LIMIT)
+            .error_handler(|err, _req| json_error(err).into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::BadRequest(format!("the query is not readable: {err}")).into()
+    }))
+    .app_data(web::PayloadConfig::new(crate::BODY_LIMIT))
+    .service(resource("/healthz", "GET").route(web::get().to(service::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(service::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(service::metrics)))
+    .service(resource("/api/openapi.json", "GET").route(web::get().to(openapi::openapi)))
+    .service(
+        resource("/api/user", "GET, POST")
+            .route(web::get().to(users::list))
+            .route(web::post().to(users::create)),
+    )
+    .service(resource("/api/user/login", "POST").route(web::post().to(tokens::login)))
+    .service(resource("/api/user/refresh-token", "POST").route(web::post().to(tokens::refresh)))
+    .service(resource("/api/user/logout", "POST").route(web::post().to(tokens::logout)))
+    .service(resource("/api/user/logout-all", "POST").route(web::post().to(tokens::logout_all)))
+    .service(
+        resource("/api/user/me", "GET, PUT, PATCH, DELETE")
+            .route(web::get().to(users::me))
+            .route(web::put().to(users::replace_me))
+            .route(web::patch().to(users::patch_me))
+            .route(web::delete().to(users::delete_me)),
+    )
+    .service(resource("/api/user/me/password", "PUT").route(web::put().to(passwords::change_own)))
+    .service(
+        resource("/api/user/{id}", "GET, PUT, PATCH, DELETE")
+            .route(web::get().to(users::get))
+            .route(web::put().to(users::replace))
+            .route(web::patch().to(users::patch))
+            .route(web::delete().to(users::delete)),
+    )
+    .service(resource("/api/user/{id}/password", "PUT").route(web::put().to(passwords::set)))
+    .service(resource("/api/admin/keys", "GET").route(web::get().to(keys::list)))
+    .service(resource("/api/admin/keys/rotate", "POST").route(web::post().to(keys::rotate)))
+    .service(resource("/static/admin.css", "GET").route(web::get().to(admin::page::stylesheet)))
+    .default_service(web::to(api_error::not_found));
+}
+
+/// A console page that answers 405 (as a page) for the methods it lacks.
+fn page(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(admin::error::method_not_allowed(allow)))
+}
+
+/// The console, inside the `/admin` scope, behind its session middleware.
+fn console_routes(cfg: &mut web::ServiceConfig) {
+    use admin::{audit, dashboard, keys, signin, users};
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(crate::BODY_LIMIT)
+            .error_handler(|err, _req| {
+                admin::error::PageError::BadRequest(format!("The form could not be read: {err}."))
+                    .into()
+            }),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        admin::error::PageError::BadRequest(format!("The address could not be read: {err}.")).into()
+    }))
+    .service(page("", "GET").route(web::get().to(dashboard::dashboard)))
+    .service(
+        page("/setup", "GET, POST")
+            .route(web::get().to(signin::setup_page))
+            .route(web::post().to(signin::setup)),
+    )
+    .service(
+        page("/login", "GET, POST")
+            .route(web::get().to(signin::login_page))
+            .route(web::post().to(signin::login)),
+    )
+    .service(page("/logout", "POST").route(web::post().to(signin::logout)))
+    .service(page("/users", "GET").route(web::get().to(users::list)))
+    .service(
+        page("/users/new", "GET, POST")
+            .route(web::get().to(users::new_page))
+            .route(web::post().to(users::create)),
+    )
+    .service(
+        page("/users/{id}", "GET, POST")
+            .route(web::get().to(users::edit))
+            .route(web::post().to(users::update)),
+    )
+    .service(page("/users/{id}/password", "POST").route(web::post().to(users::set_new_password)))
+    .service(page("/users/{id}/unlock", "POST").route(web::post().to(users::unlock)))
+    .service(
+        page("/users/{id}/sessions/revoke-all", "POST")
+            .route(web::post().to(users::revoke_all_sessions)),
+    )
+    .service(
+        page("/users/{id}/sessions/{sid}/revoke", "POST")
+            .route(web::post().to(users::revoke_session)),
+    )
+    .service(
+        page("/users/{id}/delete", "GET, POST")
+            .route(web::get().to(users::confirm_delete))
+            .route(web::post().to(users::delete)),
+    )
+    .service(page("/keys", "GET").route(web::get().to(keys::list)))
+    .service(page("/keys/rotate", "POST").route(web::post().to(keys::rotate)))
+    .service(page("/audit", "GET").route(web::get().to(audit::list)))
+    .default_service(web::to(admin::error::not_found));
+}

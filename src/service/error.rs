@@ -1,0 +1,109 @@
+//! What can go wrong in an operation, in the operation's own words. Each
+//! face maps this once: `routes::api::error` to problem+json,
+//! `routes::admin::error` to a page, `cli` to a line and an exit code.
+
+use crate::auth::password::HashError;
+use crate::db::StoreError;
+use crate::domain::FieldErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Nobody is signed in where someone must be.
+    #[error("{0}")]
+    SignInRequired(&'static str),
+    /// The caller's user is gone or disabled: their credentials no longer
+    /// stand for anyone.
+    #[error("the caller is no longer a valid user")]
+    NotSignedIn,
+    /// Signed in, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("no such user")]
+    NotFound,
+    #[error("a user with that email exists")]
+    EmailTaken,
+    #[error("this is the last admin")]
+    LastAdmin,
+    /// Fields that break a rule, each with its message.
+    #[error("{}", describe(.0))]
+    Invalid(FieldErrors),
+    /// A request the operation cannot read (a listing's query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Unknown email or wrong password: one answer for both.
+    #[error("the email or password is wrong")]
+    BadCredentials,
+    /// The right password for a disabled user.
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("too many failed sign-ins; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    /// A refresh token that is unknown, spent, expired or revoked.
+    #[error("the refresh token is not valid")]
+    RefreshRefused,
+    /// The store or the hasher is busy: try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    /// One field's problem.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message);
+        ServiceError::Invalid(errors)
+    }
+}
+
+/// `email is not a valid email address, password must …`.
+fn describe(errors: &FieldErrors) -> String {
+    errors
+        .clone()
+        .into_map()
+        .into_iter()
+        .map(|(field, messages)| format!("{field} {}", messages.join("; ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Busy(why) => ServiceError::Busy(why),
+            // Every unique index an operation can hit is handled where it
+            // can happen (the email); another one is a bug.
+            StoreError::Duplicate(why) => {
+                ServiceError::Unexpected(anyhow::anyhow!("unexpected unique violation: {why}"))
+            }
+            StoreError::Query(err) => {
+                ServiceError::Unexpected(anyhow::Error::new(err).context("store query"))
+            }
+            StoreError::File(why) => ServiceError::Unexpected(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ServiceError {
+    fn from(err: diesel::result::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => ServiceError::Busy("password hasher queue full".into()),
+            HashError::Failed(why) => {
+                ServiceError::Unexpected(anyhow::anyhow!(why).context("hashing"))
+            }
+        }
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for ServiceError {
+    fn from(err: jsonwebtoken::errors::Error) -> Self {
+        ServiceError::Unexpected(anyhow::Error::new(err).context("signing an access token"))
+    }
+}

@@ -2,6 +2,7 @@
 //! running beside it where that matters: a running server sees what the
 //! shell did within a second.
 
+use crate::console::Console;
 use crate::helpers::*;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -300,4 +301,76 @@ async fn a_user_changed_by_another_process_is_seen_within_a_second() {
             == "Elsewhere"
     })
     .await;
+}
+
+#[tokio::test]
+async fn admin_create_with_nothing_on_stdin_says_no_password_was_given() {
+    let app = spawn_app().await;
+    for stdin in ["", "\n"] {
+        let output = latchkey(
+            &app,
+            &["admin", "create", "--email", "nobody@example.com"],
+            stdin,
+        );
+        assert_eq!(output.status.code(), Some(1), "{stdin:?}");
+        let said = stderr(&output);
+        assert!(said.contains("no password was given"), "{stdin:?}: {said}");
+        assert!(!said.contains("at least"), "not judged as short: {said}");
+    }
+    let reset = latchkey(
+        &app,
+        &["admin", "reset-password", "--email", ADMIN_EMAIL],
+        "",
+    );
+    assert_eq!(reset.status.code(), Some(1));
+    assert!(stderr(&reset).contains("no password was given"));
+    assert_eq!(
+        app.admin().await.email,
+        ADMIN_EMAIL,
+        "the password is unchanged"
+    );
+}
+
+#[tokio::test]
+async fn sessions_revoke_all_from_the_shell_ends_console_sign_ins_too() {
+    let app = spawn_app().await;
+    let second = app.new_admin().await;
+    let first_console = Console::signed_in_admin(&app).await;
+    let second_console = Console::new(&app);
+    assert_eq!(
+        second_console
+            .sign_in(&second.email, PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    for console in [&first_console, &second_console] {
+        assert_eq!(console.get("/admin").await.status(), 200);
+    }
+
+    let one = latchkey(
+        &app,
+        &["sessions", "revoke-all", "--email", &second.email],
+        "",
+    );
+    assert!(one.status.success(), "{}", stderr(&one));
+    let signed_out = second_console.get("/admin").await;
+    assert_eq!(
+        signed_out.status(),
+        303,
+        "that admin's console session ended"
+    );
+    assert_eq!(signed_out.headers()["location"], "/admin/login");
+    assert_eq!(
+        first_console.get("/admin").await.status(),
+        200,
+        "the other admin's did not"
+    );
+
+    let everyone = latchkey(&app, &["sessions", "revoke-all"], "");
+    assert!(everyone.status.success(), "{}", stderr(&everyone));
+    let signed_out = first_console.get("/admin").await;
+    assert_eq!(signed_out.status(), 303);
+    assert_eq!(signed_out.headers()["location"], "/admin/login");
+    assert_eq!(first_console.get("/admin/users").await.status(), 303);
 }

@@ -7,7 +7,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::json;
 
 /// A browser-like client: its own cookie jar, no redirects followed.
-struct Console<'a> {
+pub struct Console<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
 }
@@ -22,7 +22,7 @@ fn csrf_of(html: &str) -> String {
 }
 
 impl<'a> Console<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -31,7 +31,7 @@ impl<'a> Console<'a> {
         Self { app, client }
     }
 
-    async fn get(&self, path: &str) -> Response {
+    pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.app.url(path)).send().await.unwrap()
     }
 
@@ -54,7 +54,7 @@ impl<'a> Console<'a> {
             .unwrap()
     }
 
-    async fn sign_in(&self, email: &str, password: &str) -> Response {
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
         self.post(
             "/admin/login",
             "/admin/login",
@@ -63,7 +63,7 @@ impl<'a> Console<'a> {
         .await
     }
 
-    async fn signed_in_admin(app: &'a TestApp) -> Self {
+    pub async fn signed_in_admin(app: &'a TestApp) -> Self {
         let console = Self::new(app);
         let response = console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);

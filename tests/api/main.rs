@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod crash;
 mod errors;
+mod files;
 mod forged_tokens;
 mod helpers;
 mod keys;

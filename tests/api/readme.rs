@@ -39,3 +39,39 @@ async fn the_readme_curl_examples_work_when_pasted() {
     assert!(stdout.contains("logout: 204"), "{stdout}");
     assert!(stdout.contains("me after logout: 401"), "{stdout}");
 }
+
+/// A command copied from the README or `.env.example` must never give an
+/// admin a published password or the server a published signing key.
+#[test]
+fn no_example_gives_a_password_or_a_key_that_works_verbatim() {
+    use latchkey::domain::PasswordPolicy;
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["README.md", ".env.example", "docs/operations.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        for (variable, usable) in [
+            (
+                "ADMIN_PASSWORD=",
+                (|value: &str| PasswordPolicy::parse(value, &[]).is_ok()) as fn(&str) -> bool,
+            ),
+            ("SECRET_KEY=", |value: &str| value.len() >= 32),
+        ] {
+            for (at, _) in text.match_indices(variable) {
+                let rest = &text[at + variable.len()..];
+                let value: String = match rest.chars().next() {
+                    Some(quote @ ('\'' | '"')) => {
+                        rest[1..].chars().take_while(|c| *c != quote).collect()
+                    }
+                    _ => rest.chars().take_while(|c| !c.is_whitespace()).collect(),
+                };
+                // A shell variable holds what the reader typed.
+                if value.starts_with('$') {
+                    continue;
+                }
+                assert!(
+                    !usable(&value),
+                    "{file}: {variable}{value} works as it is written"
+                );
+            }
+        }
+    }
+}

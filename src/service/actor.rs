@@ -131,6 +131,17 @@ impl Actor {
         }
     }
 
+    /// Whether this actor may act on the user `id`: themself, or anyone
+    /// for an admin (and the operator).
+    pub fn may_act_on(&self, id: &UserId) -> Result<(), ServiceError> {
+        let own = self.user.as_ref().is_some_and(|u| &u.id == id);
+        if own || self.has_admin_rights() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden("you may only act on your own user"))
+        }
+    }
+
     /// The user a request may act on, from a path's `{id}` (`me` meaning
     /// the actor): their own for anyone, any other only for an admin. A
     /// non-admin is refused for every other id, existing, unknown or

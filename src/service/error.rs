@@ -24,6 +24,9 @@ pub enum ServiceError {
     EmailTaken,
     #[error("this is the last admin")]
     LastAdmin,
+    /// Another unique value is taken (none an operation expects).
+    #[error("a resource with that value exists")]
+    Duplicate,
     /// Fields that break a rule, each with its message.
     #[error("{}", describe(.0))]
     Invalid(FieldErrors),
@@ -42,7 +45,7 @@ pub enum ServiceError {
     #[error("the refresh token is not valid")]
     RefreshRefused,
     /// The store or the hasher is busy: try again shortly.
-    #[error("busy: {0}")]
+    #[error("the service is busy; try again shortly ({0})")]
     Busy(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -72,10 +75,11 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Busy(why) => ServiceError::Busy(why),
-            // Every unique index an operation can hit is handled where it
-            // can happen (the email); another one is a bug.
+            // The email's index is handled where it can be hit; another
+            // one (a collision of random ids) is still a conflict.
             StoreError::Duplicate(why) => {
-                ServiceError::Unexpected(anyhow::anyhow!("unexpected unique violation: {why}"))
+                log::warn!("unique violation: {why}");
+                ServiceError::Duplicate
             }
             StoreError::Query(err) => {
                 ServiceError::Unexpected(anyhow::Error::new(err).context("store query"))

@@ -76,7 +76,7 @@ impl UserListing {
         let disabled = params.disabled.map(parse_bool).transpose()?;
         let after = params
             .cursor
-            .map(|raw| decode(sort, raw).ok_or_else(|| bad(UNKNOWN_CURSOR)))
+            .map(|raw| decode(sort, raw).ok_or_else(|| not_given_out("cursor")))
             .transpose()?;
         let q = params.q.map(search_terms).filter(|q| !q.is_empty());
         Ok(Self {
@@ -119,10 +119,7 @@ impl AuditListing {
     pub fn parse(params: AuditParams<'_>) -> Result<Self, ServiceError> {
         let before = params
             .cursor
-            .map(|raw| {
-                raw.parse::<i32>()
-                    .map_err(|_| ServiceError::BadRequest(UNKNOWN_CURSOR.into()))
-            })
+            .map(|raw| raw.parse::<i32>().map_err(|_| not_given_out("before")))
             .transpose()?;
         let text =
             |value: Option<&str>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -143,7 +140,10 @@ impl AuditListing {
     }
 }
 
-const UNKNOWN_CURSOR: &str = "`cursor` is not one this server gave out";
+/// A page position the server did not hand out.
+fn not_given_out(parameter: &str) -> ServiceError {
+    ServiceError::BadRequest(format!("`{parameter}` is not one this server gave out"))
+}
 
 fn parse_limit(raw: Option<&str>) -> Result<i64, ServiceError> {
     match raw {

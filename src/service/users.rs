@@ -117,6 +117,7 @@ pub async fn update(
     id: UserId,
     changes: UserChanges,
 ) -> Result<UserRow, ServiceError> {
+    actor.may_act_on(&id)?;
     if changes.role.is_some() || changes.disabled.is_some() {
         actor.may_set_admin_fields()?;
     }
@@ -189,6 +190,7 @@ pub async fn delete(
     client: &ClientInfo,
     id: UserId,
 ) -> Result<(), ServiceError> {
+    actor.may_act_on(&id)?;
     let now = state.now_naive();
     let (actor_id, client) = (actor.audit_name(), client.clone());
     state

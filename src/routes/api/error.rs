@@ -217,6 +217,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::EmailTaken => ApiError::Conflict("a user with that email exists"),
             ServiceError::LastAdmin => ApiError::Conflict("this is the last admin"),
+            ServiceError::Duplicate => ApiError::Conflict("a resource with that value exists"),
             ServiceError::Invalid(errors) => ApiError::Unprocessable(errors),
             ServiceError::BadRequest(detail) => ApiError::BadRequest(detail),
             ServiceError::BadCredentials => {

@@ -17,14 +17,24 @@ pub struct NoToken(pub Problem);
 #[response(status = 403, description = "Not an admin")]
 pub struct NotAdmin(pub Problem);
 
-/// 403: another user's resource, and the caller is not an admin (or a
-/// non-admin sent `role` or `disabled`).
+/// 403: another user's resource, and the caller is not an admin.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "Not this user and not an admin")]
+pub struct NotAllowed(pub Problem);
+
+/// 403: another user's resource and the caller is not an admin, or a
+/// non-admin sent `role` or `disabled`.
 #[derive(IntoResponses)]
 #[response(
     status = 403,
     description = "Not this user and not an admin, or `role`/`disabled` from a non-admin"
 )]
-pub struct NotAllowed(pub Problem);
+pub struct NotAllowedToChange(pub Problem);
+
+/// 403: a non-admin sent `role` or `disabled`.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "`role`/`disabled` from a non-admin")]
+pub struct NoAdminFields(pub Problem);
 
 /// 404: no user has this id.
 #[derive(IntoResponses)]

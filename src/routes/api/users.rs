@@ -3,7 +3,10 @@
 use super::body::{self, present};
 use super::caller::{Caller, MaybeCaller, TargetId};
 use super::error::{ApiError, Problem};
-use super::responses::{Conflicts, Invalid, LastAdmin, NoSuchUser, NoToken, NotAdmin, NotAllowed};
+use super::responses::{
+    Conflicts, Invalid, LastAdmin, NoAdminFields, NoSuchUser, NoToken, NotAdmin, NotAllowed,
+    NotAllowedToChange,
+};
 use super::views::{UserPage, UserView};
 use crate::client::ClientInfo;
 use crate::domain::{NewUser, NewUserInput, Role, UserChanges};
@@ -127,7 +130,7 @@ impl AdminFields {
         (status = 201, description = "Created", body = UserView,
             headers(("Location" = String, description = "/api/user/{id}"))),
         (status = 401, description = "Registration is for admins and no valid token was sent", body = Problem),
-        NotAllowed,
+        NoAdminFields,
         (status = 409, description = "The email is taken", body = Problem),
         Invalid,
     ))]
@@ -192,7 +195,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The updated user", body = UserView),
         NoToken,
-        NotAllowed,
+        NotAllowedToChange,
         NoSuchUser,
         Conflicts,
         Invalid,
@@ -212,7 +215,7 @@ pub async fn replace(
     responses(
         (status = 200, description = "The updated user", body = UserView),
         NoToken,
-        NotAllowed,
+        NotAllowedToChange,
         NoSuchUser,
         Conflicts,
         Invalid,
@@ -323,7 +326,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The caller, updated", body = UserView),
         NoToken,
-        NotAllowed,
+        NoAdminFields,
         Conflicts,
         Invalid,
     ))]
@@ -340,7 +343,7 @@ pub async fn replace_me(
     responses(
         (status = 200, description = "The caller, updated", body = UserView),
         NoToken,
-        NotAllowed,
+        NoAdminFields,
         Conflicts,
         Invalid,
     ))]

@@ -28,7 +28,7 @@ pub struct UserView {
 impl From<&UserRow> for UserView {
     fn from(row: &UserRow) -> Self {
         Self {
-            id: row.id.to_string(),
+            id: row.id.as_str().to_owned(),
             first_name: row.first_name.clone(),
             last_name: row.last_name.clone(),
             email: row.email.clone(),

@@ -6,7 +6,6 @@ use crate::helpers::*;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -24,17 +23,8 @@ fn start(db: &Path) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().expect("the server listens").unwrap();
-        if let Some(address) = line.split("listening on ").nth(1) {
-            let address = address.trim().to_owned();
-            // Keep draining the log so the server never blocks on it.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, address);
-        }
-    }
+    let address = listening_address(&mut child);
+    (child, address)
 }
 
 #[derive(Default)]
@@ -427,14 +417,7 @@ async fn sigterm_lets_in_flight_sign_ins_finish_then_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("the server listens").unwrap();
-        if let Some(address) = line.split("listening on ").nth(1) {
-            break address.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let base = listening_address(&mut child);
     let client = reqwest::Client::new();
     // Twelve sign-ins on one hasher thread take a while: most are still in
     // flight when SIGTERM arrives.

@@ -4,7 +4,6 @@
 
 use crate::helpers::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,14 +39,7 @@ async fn the_store_its_wal_and_shm_and_a_backup_are_owner_only_whatever_the_umas
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the server listens").unwrap();
-        if let Some(address) = line.split("listening on ").nth(1) {
-            break address.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let address = listening_address(&mut server);
     // A write, so that the write-ahead log and its index exist.
     let registered = reqwest::Client::new()
         .post(format!("{address}/api/user"))

@@ -265,3 +265,19 @@ pub async fn assert_invalid_token(response: Response) {
 /// flood, the crash and shutdown tests, the timing comparison), so that
 /// they never run at the same time as each other.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The address a spawned `latchkey` binary (its standard error piped)
+/// says it listens on. The rest of its log is drained in the background so
+/// the server never blocks on it.
+pub fn listening_address(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("standard error is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("the server listens").unwrap();
+        if let Some(address) = line.split("listening on ").nth(1) {
+            std::thread::spawn(move || lines.for_each(drop));
+            return address.trim().to_owned();
+        }
+    }
+}

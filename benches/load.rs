@@ -63,7 +63,10 @@ fn shared_hash() -> String {
 /// Inserts `count` users in large transactions.
 fn seed(db: &Path, count: u64) -> Duration {
     let started = Instant::now();
-    let pool = latchkey::db::connect(db.to_str().unwrap(), 1).unwrap();
+    let database = latchkey::config::Database::Sqlite {
+        path: db.to_str().unwrap().to_owned(),
+    };
+    let pool = latchkey::db::connect(&database, 1).unwrap();
     latchkey::db::migrate(&pool).unwrap();
     let mut conn = pool.get().unwrap();
     let hash = shared_hash();
@@ -93,7 +96,7 @@ fn seed(db: &Path, count: u64) -> Duration {
                 )
             })
             .collect();
-        conn.immediate_transaction(|conn| {
+        latchkey::db::write(&mut conn, |conn| {
             for chunk in batch.chunks(500) {
                 let rows: Vec<_> = chunk
                     .iter()
@@ -112,9 +115,15 @@ fn seed(db: &Path, count: u64) -> Duration {
                         )
                     })
                     .collect();
-                diesel::insert_into(users::table)
-                    .values(&rows)
-                    .execute(conn)?;
+                // A batch insert is one statement per backend.
+                match &mut *conn {
+                    latchkey::db::DbConnection::Sqlite(c) => {
+                        diesel::insert_into(users::table).values(&rows).execute(c)?
+                    }
+                    latchkey::db::DbConnection::Postgres(c) => {
+                        diesel::insert_into(users::table).values(&rows).execute(c)?
+                    }
+                };
             }
             Ok::<_, diesel::result::Error>(())
         })

@@ -4,10 +4,10 @@
 //! its change. Details never hold a password, a hash or a token.
 
 use crate::client::ClientInfo;
+use crate::db::DbConnection;
 use crate::db::{audit, models::NewAuditRow};
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
-use diesel::sqlite::SqliteConnection;
 
 /// The actor of events nobody signed in for (start-up, sweeps).
 pub const SYSTEM: &str = "system";
@@ -69,7 +69,7 @@ impl<'a> Event<'a> {
         self
     }
 
-    pub fn write(self, conn: &mut SqliteConnection, at: NaiveDateTime) -> QueryResult<()> {
+    pub fn write(self, conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<()> {
         audit::insert(
             conn,
             &NewAuditRow {

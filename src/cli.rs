@@ -5,7 +5,7 @@
 
 use crate::client::ClientInfo;
 use crate::clock::SystemClock;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Database, Settings};
 use crate::db;
 use crate::domain::{NewUser, NewUserInput, Role};
 use crate::service::sessions::Whose;
@@ -192,11 +192,11 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
 }
 
 fn migrate(settings: &Settings) -> Result<String, CliError> {
-    let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
+    let pool = db::connect(&settings.database, 1).map_err(CliError::Config)?;
     db::migrate(&pool).map_err(CliError::Config)?;
     Ok(format!(
         "the store {} is up to date",
-        settings.database_path
+        settings.database.describe()
     ))
 }
 
@@ -275,6 +275,13 @@ async fn revoke_all_sessions(settings: Settings, email: Option<&str>) -> Result<
 }
 
 fn backup(settings: &Settings, path: &Path) -> Result<String, CliError> {
+    if let Database::Postgres { .. } = settings.database {
+        return Err(CliError::Failed(
+            "a PostgreSQL store is backed up with pg_dump, not `latchkey backup` \
+             (see docs/operations.md)"
+                .into(),
+        ));
+    }
     if path.exists() {
         return Err(CliError::Failed(format!(
             "{} exists already",
@@ -284,7 +291,7 @@ fn backup(settings: &Settings, path: &Path) -> Result<String, CliError> {
     let target = path
         .to_str()
         .ok_or_else(|| CliError::Failed("the path is not UTF-8".into()))?;
-    let pool = db::connect(&settings.database_path, 1).map_err(CliError::Config)?;
+    let pool = db::connect(&settings.database, 1).map_err(CliError::Config)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(e.to_string()))?;
     db::backup(&mut conn, target).map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
     Ok(format!("wrote a copy of the store to {target}"))

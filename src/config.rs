@@ -3,6 +3,7 @@
 //! variable; `main` prints it on one line and exits with code 2.
 
 use crate::domain::{Email, PasswordPolicy};
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -15,11 +16,46 @@ pub enum Registration {
     Admin,
 }
 
+/// Which store `DATABASE_URL` names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (a `sqlite://` or `sqlite:` prefix is stripped).
+    Sqlite { path: String },
+    /// A PostgreSQL server: `postgres://` or `postgresql://`, as libpq reads it.
+    Postgres { url: String },
+}
+
+impl Database {
+    /// The store as a log line or a message may name it: a PostgreSQL URL
+    /// without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite { path } => path.clone(),
+            Database::Postgres { url } => match url.split_once("://") {
+                Some((scheme, rest)) => match rest.rsplit_once('@') {
+                    Some((credentials, host)) => {
+                        let user = credentials.split(':').next().unwrap_or("");
+                        format!("{scheme}://{user}@{host}")
+                    }
+                    None => url.clone(),
+                },
+                None => url.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Path of the SQLite file (a `sqlite://` prefix is stripped).
-    pub database_path: String,
+    /// The store: a SQLite file or a PostgreSQL server.
+    pub database: Database,
     pub bind_address: String,
     /// Raw bytes of `SECRET_KEY`, at least 32 of them.
     pub secret_key: Option<Vec<u8>>,
@@ -125,7 +161,7 @@ impl Settings {
         let env = Env(&lookup);
         let bind_address = bind_address(env.string("BIND_ADDRESS"))?;
         let settings = Settings {
-            database_path: database_path(env.string("DATABASE_URL"))?,
+            database: database(env.string("DATABASE_URL"))?,
             secret_key: secret_key(env.raw("SECRET_KEY"))?,
             admin_email: env.string("ADMIN_EMAIL"),
             admin_password: env.raw("ADMIN_PASSWORD"),
@@ -301,13 +337,18 @@ fn bind_address(value: Option<String>) -> Result<String, ConfigError> {
     }
 }
 
-fn database_path(url: Option<String>) -> Result<String, ConfigError> {
+fn database(url: Option<String>) -> Result<Database, ConfigError> {
     let url = url.unwrap_or_else(|| "data/latchkey.db".into());
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(ConfigError {
-            variable: "DATABASE_URL",
-            reason: "the PostgreSQL backend is not available yet; use a SQLite file path".into(),
-        });
+        let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+        if rest.is_empty() {
+            return Err(invalid(
+                "DATABASE_URL",
+                &url,
+                "a PostgreSQL URL (postgres://user:password@host:port/database)",
+            ));
+        }
+        return Ok(Database::Postgres { url });
     }
     let path = url
         .strip_prefix("sqlite://")
@@ -317,10 +358,12 @@ fn database_path(url: Option<String>) -> Result<String, ConfigError> {
         return Err(invalid(
             "DATABASE_URL",
             &url,
-            "a SQLite file path or sqlite:// URL",
+            "a SQLite file path, a sqlite:// URL or a postgres:// URL",
         ));
     }
-    Ok(path.to_owned())
+    Ok(Database::Sqlite {
+        path: path.to_owned(),
+    })
 }
 
 fn secret_key(value: Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
@@ -399,7 +442,12 @@ mod tests {
     #[test]
     fn nothing_set_gives_the_documented_defaults() {
         let s = parse(&[]).unwrap();
-        assert_eq!(s.database_path, "data/latchkey.db");
+        assert_eq!(
+            s.database,
+            Database::Sqlite {
+                path: "data/latchkey.db".into()
+            }
+        );
         assert_eq!(s.bind_address, "127.0.0.1:8080");
         assert_eq!(s.access_token_ttl, Duration::from_secs(300));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(1_209_600));
@@ -444,15 +492,34 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_prefix_is_accepted_and_postgres_is_not_yet() {
+    fn a_sqlite_path_or_url_and_a_postgres_url_are_accepted() {
         assert_eq!(
             parse(&[("DATABASE_URL", "sqlite://x.db")])
                 .unwrap()
-                .database_path,
-            "x.db"
+                .database,
+            Database::Sqlite {
+                path: "x.db".into()
+            }
+        );
+        let pg = parse(&[("DATABASE_URL", "postgres://app:s3cret@db:5432/latchkey")])
+            .unwrap()
+            .database;
+        assert_eq!(
+            pg,
+            Database::Postgres {
+                url: "postgres://app:s3cret@db:5432/latchkey".into()
+            }
+        );
+        assert_eq!(pg.describe(), "postgres://app@db:5432/latchkey");
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(
+            parse(&[("DATABASE_URL", "postgresql://")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
         );
         assert_eq!(
-            parse(&[("DATABASE_URL", "postgres://h/db")])
+            parse(&[("DATABASE_URL", "mysql://h/db")])
                 .unwrap_err()
                 .variable,
             "DATABASE_URL"

@@ -12,11 +12,11 @@ use crate::auth::tokens::{AccessClaims, TokenError, TokenService};
 use crate::auth::user_cache::UserCache;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::db::DbConnection;
 use crate::db::{self, DbPool, StoreError, keys as key_store, sessions};
 use crate::domain::UserId;
 use crate::metrics::Metrics;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use diesel::sqlite::SqliteConnection;
 use std::sync::{Arc, Mutex};
 
 /// Users kept in memory at most (each a few hundred bytes).
@@ -69,8 +69,7 @@ impl AppState {
     /// hasher and loads the revocation set: everything but the listener.
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         let store = |reason: String| ConfigError::new("DATABASE_URL", reason);
-        let pool =
-            db::connect(&settings.database_path, settings.database_pool_size).map_err(store)?;
+        let pool = db::connect(&settings.database, settings.database_pool_size).map_err(store)?;
         db::migrate(&pool).map_err(store)?;
         let hasher = Hasher::start(settings.hasher_threads, settings.hasher_queue)
             .map_err(|e| ConfigError::new("HASHER_THREADS", e.to_string()))?;
@@ -164,7 +163,7 @@ impl AppState {
     /// A read on a pooled connection, off the async threads.
     pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -174,7 +173,7 @@ impl AppState {
     /// One write transaction, off the async threads.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
     {
@@ -187,7 +186,7 @@ impl AppState {
     /// revocation holds from the very next request.
     pub async fn write_revoking<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection, &mut Revoked) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection, &mut Revoked) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
     {

@@ -6,6 +6,7 @@
 
 use crate::audit::{self, Event, Outcome};
 use crate::auth::password::fill_random;
+use crate::db::DbConnection;
 use crate::db::keys as store;
 use crate::db::models::SigningKeyRow;
 use crate::domain::KeyState;
@@ -14,7 +15,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::QueryResult;
-use diesel::sqlite::SqliteConnection;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -179,11 +179,12 @@ pub enum Prepared {
 /// (and the audit log says so, as a `key.rotate` by `system`);
 /// otherwise a ring without an active key gets a generated one.
 pub fn prepare(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     secret_key: Option<&[u8]>,
     now: NaiveDateTime,
     verify_window: TimeDelta,
 ) -> QueryResult<Prepared> {
+    crate::db::serialize(conn, crate::db::Serialize::KeyRing)?;
     store::retire_previous(conn, Some(now - verify_window), now)?;
     let rows = store::all(conn)?;
     let has_active = rows.iter().any(|row| row.state == KeyState::Active);
@@ -221,10 +222,11 @@ pub fn prepare(
 /// access token then fails; sessions survive and refresh). Returns the new
 /// key's row.
 pub fn rotate(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     revoke_previous: bool,
     now: NaiveDateTime,
 ) -> QueryResult<SigningKeyRow> {
+    crate::db::serialize(conn, crate::db::Serialize::KeyRing)?;
     store::demote_active(conn, now)?;
     if revoke_previous {
         store::retire_previous(conn, None, now)?;
@@ -236,7 +238,7 @@ pub fn rotate(
 
 /// Retires verify-only keys whose window has passed.
 pub fn retire_expired(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     now: NaiveDateTime,
     verify_window: TimeDelta,
 ) -> QueryResult<usize> {

@@ -11,13 +11,13 @@ use crate::audit::{self, Event, Outcome};
 use crate::auth::password::fill_random;
 use crate::client::ClientInfo;
 use crate::config::Settings;
+use crate::db::DbConnection;
 use crate::db::models::{NewRefreshTokenRow, NewSessionRow, SessionRow, UserRow};
 use crate::db::{refresh_tokens, sessions, users};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::QueryResult;
-use diesel::sqlite::SqliteConnection;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
@@ -93,7 +93,7 @@ pub fn refresh_expires_in(session: &SessionRow) -> i64 {
 
 /// Opens a session for `user` and issues its first refresh token.
 pub fn open(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: &UserRow,
     client: &ClientInfo,
     lifetimes: Lifetimes,
@@ -149,7 +149,7 @@ pub enum Refresh {
 /// Spends `presented` and issues its successor, inside the caller's write
 /// transaction.
 pub fn rotate(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     presented: &str,
     client: &ClientInfo,
     lifetimes: Lifetimes,

@@ -8,10 +8,10 @@
 //! the rest get 429 and count for nothing. Right passwords are never held
 //! back by attempts still in flight.
 
+use crate::db::DbConnection;
 use crate::db::throttle as store;
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::QueryResult;
-use diesel::sqlite::SqliteConnection;
 
 #[derive(Debug, Clone)]
 pub struct Throttle {
@@ -42,7 +42,7 @@ impl Throttle {
     /// the address is locked now. Counts nothing.
     pub fn locked(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         email: &str,
         addr: Option<&str>,
         now: NaiveDateTime,
@@ -63,7 +63,7 @@ impl Throttle {
 
     fn full(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         subject: &str,
         max: i32,
         now: NaiveDateTime,
@@ -80,7 +80,7 @@ impl Throttle {
     /// `LOGIN_MAX_FAILURES` attempts in a window ever learn "wrong password".
     pub fn record_failure(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         email: &str,
         addr: Option<&str>,
         now: NaiveDateTime,
@@ -107,24 +107,24 @@ impl Throttle {
     }
 
     /// The right password: the account's failures are forgotten.
-    pub fn succeeded(&self, conn: &mut SqliteConnection, email: &str) -> QueryResult<()> {
+    pub fn succeeded(&self, conn: &mut DbConnection, email: &str) -> QueryResult<()> {
         store::clear(conn, &account_subject(email)).map(|_| ())
     }
 
     /// Deletes the counters of windows that have passed.
-    pub fn sweep(&self, conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    pub fn sweep(&self, conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
         store::sweep(conn, now - self.window)
     }
 
     /// Clears an account's counter (an admin unlocking it).
-    pub fn unlock(&self, conn: &mut SqliteConnection, email: &str) -> QueryResult<()> {
+    pub fn unlock(&self, conn: &mut DbConnection, email: &str) -> QueryResult<()> {
         store::clear(conn, &account_subject(email)).map(|_| ())
     }
 
     /// Whether an account is locked now, and for how long.
     pub fn locked_for(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         email: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Option<u64>> {

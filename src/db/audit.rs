@@ -1,10 +1,11 @@
 //! Queries on `audit_log` (append-only).
 
+use super::DbConnection;
 use super::models::{AuditRow, NewAuditRow};
 use super::schema::audit_log;
 use diesel::prelude::*;
 
-pub fn insert(conn: &mut SqliteConnection, row: &NewAuditRow) -> QueryResult<usize> {
+pub fn insert(conn: &mut DbConnection, row: &NewAuditRow) -> QueryResult<usize> {
     diesel::insert_into(audit_log::table)
         .values(row)
         .execute(conn)
@@ -21,7 +22,7 @@ pub struct AuditFilter {
 }
 
 /// Newest first.
-pub fn list(conn: &mut SqliteConnection, filter: &AuditFilter) -> QueryResult<Vec<AuditRow>> {
+pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Vec<AuditRow>> {
     let mut query = audit_log::table.select(AuditRow::as_select()).into_boxed();
     if let Some(actor) = &filter.actor {
         query = query.filter(audit_log::actor.eq(actor.clone()));
@@ -43,7 +44,7 @@ pub fn list(conn: &mut SqliteConnection, filter: &AuditFilter) -> QueryResult<Ve
 
 /// Entries of `action` with `outcome` since `since`.
 pub fn count_since(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     action: &str,
     outcome: &str,
     since: chrono::NaiveDateTime,

@@ -1,5 +1,6 @@
 //! Queries on `console_sessions`: the admin console's server-side sessions.
 
+use super::DbConnection;
 use super::schema::console_sessions;
 use crate::domain::UserId;
 use chrono::NaiveDateTime;
@@ -16,7 +17,7 @@ pub struct ConsoleSessionRow {
 }
 
 pub fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_hash: &str,
     user_id: Option<&str>,
     state: &str,
@@ -36,7 +37,7 @@ pub fn insert(
 
 /// A session that has not expired at `now`.
 pub fn find_live(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Option<ConsoleSessionRow>> {
@@ -50,7 +51,7 @@ pub fn find_live(
 
 /// Replaces a session's state; returns whether the session still exists.
 pub fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_hash: &str,
     user_id: Option<&str>,
     state: &str,
@@ -67,7 +68,7 @@ pub fn update(
 }
 
 pub fn extend(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_hash: &str,
     expires_at: NaiveDateTime,
 ) -> QueryResult<usize> {
@@ -76,22 +77,22 @@ pub fn extend(
         .execute(conn)
 }
 
-pub fn delete(conn: &mut SqliteConnection, key_hash: &str) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, key_hash: &str) -> QueryResult<usize> {
     diesel::delete(console_sessions::table.find(key_hash)).execute(conn)
 }
 
 /// Ends every console session of a user (disabled, password changed).
-pub fn delete_for_user(conn: &mut SqliteConnection, user_id: &UserId) -> QueryResult<usize> {
+pub fn delete_for_user(conn: &mut DbConnection, user_id: &UserId) -> QueryResult<usize> {
     diesel::delete(console_sessions::table.filter(console_sessions::user_id.eq(user_id)))
         .execute(conn)
 }
 
-pub fn sweep(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn sweep(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(console_sessions::table.filter(console_sessions::expires_at.le(now)))
         .execute(conn)
 }
 
 /// Ends every console session of everyone.
-pub fn delete_all(conn: &mut SqliteConnection) -> QueryResult<usize> {
+pub fn delete_all(conn: &mut DbConnection) -> QueryResult<usize> {
     diesel::delete(console_sessions::table).execute(conn)
 }

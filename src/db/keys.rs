@@ -1,5 +1,6 @@
 //! Queries on `signing_keys`, the key ring.
 
+use super::DbConnection;
 use super::models::SigningKeyRow;
 use super::schema::signing_keys;
 use crate::domain::KeyState;
@@ -7,21 +8,21 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 /// Every key, newest first.
-pub fn all(conn: &mut SqliteConnection) -> QueryResult<Vec<SigningKeyRow>> {
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
         .order((signing_keys::created_at.desc(), signing_keys::kid.desc()))
         .select(SigningKeyRow::as_select())
         .load(conn)
 }
 
-pub fn insert(conn: &mut SqliteConnection, row: &SigningKeyRow) -> QueryResult<usize> {
+pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> QueryResult<usize> {
     diesel::insert_into(signing_keys::table)
         .values(row)
         .execute(conn)
 }
 
 /// Turns the active key into a verify-only one.
-pub fn demote_active(conn: &mut SqliteConnection, at: NaiveDateTime) -> QueryResult<usize> {
+pub fn demote_active(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(signing_keys::table.filter(signing_keys::state.eq(KeyState::Active)))
         .set((
             signing_keys::state.eq(KeyState::Previous),
@@ -33,7 +34,7 @@ pub fn demote_active(conn: &mut SqliteConnection, at: NaiveDateTime) -> QueryRes
 /// Retires verify-only keys that stopped signing at or before `cutoff`
 /// (all of them when `cutoff` is `None`).
 pub fn retire_previous(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     cutoff: Option<NaiveDateTime>,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {

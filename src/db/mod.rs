@@ -2,6 +2,12 @@
 //! synchronous functions that take a connection and return `QueryResult`.
 //! Handlers reach them through [`run`], which checks a connection out of the
 //! pool and runs the work on a blocking thread.
+//!
+//! Two backends, one code path: [`DbConnection`] is SQLite or PostgreSQL,
+//! and most statements are written once for both (Diesel's
+//! `MultiConnection`). Where the SQL differs (an upsert, the search index,
+//! the start of a write transaction, backups) the statement has a body per
+//! backend, with [`per_backend!`], here in `db` and nowhere else.
 
 pub mod audit;
 pub mod console_sessions;
@@ -16,20 +22,47 @@ pub mod throttle;
 mod types;
 pub mod users;
 
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use crate::config::Database;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::time::Duration;
 
-pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+/// A connection to the store, whichever backend it is.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// Runs `$body` with `$conn` bound to the concrete connection, once per
+/// backend: for the few statements whose SQL (or whose Diesel support)
+/// differs between SQLite and PostgreSQL.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
+pub type DbPool = Pool<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// How long a request waits for a free connection before it gets a 503.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The advisory lock instances hold while one of them migrates a
+/// PostgreSQL store, so that instances started together migrate once.
+const MIGRATION_LOCK: i64 = 0x6c61_7463_686b_6579; // "latchkey"
 
 /// What can go wrong talking to the store, sorted by what the caller should
 /// tell the client.
@@ -54,6 +87,12 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 StoreError::Duplicate(info.message().to_owned())
             }
+            // PostgreSQL: two transactions collided, or the server went
+            // away; either is worth one more try.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+                info,
+            ) => StoreError::Busy(info.message().to_owned()),
             DieselError::DatabaseError(_, info)
                 if info.message().contains("database is locked")
                     || info.message().contains("database is busy") =>
@@ -71,31 +110,101 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-/// Sets the pragmas every connection needs: WAL so readers never block the
+/// Opens connections of the backend `DATABASE_URL` names, and only that one
+/// (a PostgreSQL URL is never mistaken for a file name).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    database: Database,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.database {
+            Database::Sqlite { path } => {
+                SqliteConnection::establish(path).map(DbConnection::Sqlite)
+            }
+            Database::Postgres { url } => PgConnection::establish(url).map(DbConnection::Postgres),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Sets what every SQLite connection needs: WAL so readers never block the
 /// writer, a busy timeout instead of an immediate "database is locked",
 /// foreign keys enforced, and `synchronous=NORMAL`, which in WAL mode keeps
 /// every commit across a process crash (SIGKILL) at a fraction of FULL's cost.
 /// Each connection's page cache is held to 1 MiB (SQLite's default is
 /// 2 MiB, times every pooled connection): the operating system caches the
-/// file anyway, and the server's resident memory stays small.
+/// file anyway, and the server's resident memory stays small. PostgreSQL
+/// needs nothing per connection.
 #[derive(Debug)]
 struct Pragmas;
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // The busy timeout comes first, so that the other pragmas wait for
-        // a lock instead of failing while another connection holds one.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-             PRAGMA cache_size = -1024;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        match conn {
+            // The busy timeout comes first, so that the other pragmas wait
+            // for a lock instead of failing while another connection holds one.
+            DbConnection::Sqlite(conn) => conn
+                .batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                     PRAGMA cache_size = -1024;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError),
+            DbConnection::Postgres(_) => Ok(()),
+        }
     }
 }
 
-/// Opens (creating if needed) the SQLite file at `path` and its pool.
-pub fn connect(path: &str, size: u32) -> Result<DbPool, String> {
+/// Opens the store and its pool: a SQLite file (created if needed, owner
+/// only) or a PostgreSQL database.
+pub fn connect(database: &Database, size: u32) -> Result<DbPool, String> {
+    let described = database.describe();
+    match database {
+        Database::Sqlite { path } => prepare_sqlite_file(path)?,
+        // One try first, so that a server that is not there is one clear
+        // line now, not a pool retrying until its timeout.
+        Database::Postgres { url } => {
+            PgConnection::establish(url)
+                .map_err(|e| format!("cannot connect to {described}: {}", one_line(&e)))?;
+        }
+    }
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .connection_customizer(Box::new(Pragmas))
+        .build(Manager {
+            database: database.clone(),
+        })
+        .map_err(|e| format!("cannot open {described}: {}", one_line(&e)))
+}
+
+/// An error as one line (libpq's messages span several).
+fn one_line(error: &dyn std::fmt::Display) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Creates the SQLite file's directory and the file itself (owner only),
+/// and switches it to WAL once, on one connection: that takes an exclusive
+/// lock, which the pool opening several connections at once would fight
+/// over.
+fn prepare_sqlite_file(path: &str) -> Result<(), String> {
     if let Some(dir) = std::path::Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -104,20 +213,9 @@ pub fn connect(path: &str, size: u32) -> Result<DbPool, String> {
             .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
     }
     create_owner_only(path)?;
-    // Switching a new file to WAL takes an exclusive lock: do it once, on
-    // one connection, before the pool opens several at the same time.
-    {
-        use diesel::Connection;
-        let mut conn =
-            SqliteConnection::establish(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
-            .map_err(|e| format!("cannot open {path}: {e}"))?;
-    }
-    Pool::builder()
-        .max_size(size)
-        .connection_timeout(CHECKOUT_TIMEOUT)
-        .connection_customizer(Box::new(Pragmas))
-        .build(ConnectionManager::<SqliteConnection>::new(path))
+    let mut conn =
+        SqliteConnection::establish(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
         .map_err(|e| format!("cannot open {path}: {e}"))
 }
 
@@ -146,21 +244,44 @@ fn create_owner_only(path: &str) -> Result<(), String> {
     }
 }
 
-/// Brings the schema up to date with the migrations compiled into the binary.
+/// Brings the schema up to date with the migrations compiled into the
+/// binary, the ones of the pool's backend. On PostgreSQL this runs under
+/// an advisory lock: of several instances started together, one migrates
+/// and the others wait, then find nothing left to do.
 pub fn migrate(pool: &DbPool) -> Result<(), String> {
     let mut conn = pool
         .get()
         .map_err(|e| format!("cannot open the store: {e}"))?;
-    conn.run_pending_migrations(MIGRATIONS)
-        .map(|_| ())
-        .map_err(|e| format!("cannot migrate the store: {e}"))
+    let failed = |e: &dyn std::fmt::Display| format!("cannot migrate the store: {e}");
+    match &mut *conn {
+        DbConnection::Sqlite(conn) => conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| failed(&e)),
+        DbConnection::Postgres(conn) => {
+            diesel::sql_query("SELECT pg_advisory_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                .execute(conn)
+                .map_err(|e| failed(&e))?;
+            let result = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| failed(&e));
+            let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                .execute(conn)
+                .map(|_| ())
+                .map_err(|e| failed(&e));
+            result.and(unlocked)
+        }
+    }
 }
 
 /// Runs `work` with a pooled connection on a blocking thread, so neither the
 /// checkout nor the query holds up the async workers.
 pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
 where
-    F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
@@ -173,20 +294,72 @@ where
     .map_err(|e| E::from(StoreError::Busy(e.to_string())))?
 }
 
-/// A write transaction that takes the write lock up front (SQLite's
-/// `BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
-/// one failing when it tries to upgrade a read lock. This is the one place
-/// where a PostgreSQL backend would differ.
-pub fn write<T, E, F>(conn: &mut SqliteConnection, work: F) -> Result<T, E>
+/// One write transaction. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
+/// one failing when it tries to upgrade a read lock; PostgreSQL locks rows
+/// as they are written.
+pub fn write<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
-    F: FnOnce(&mut SqliteConnection) -> Result<T, E>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DieselError>,
 {
-    conn.immediate_transaction(work)
+    per_backend!(&mut *conn, |c| {
+        AnsiTransactionManager::begin_transaction_sql(c, begin_sql(c))?
+    });
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            match <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
+                Err(rollback) => Err(rollback.into()),
+            }
+        }
+    }
+}
+
+/// How a write transaction begins on each backend.
+trait BeginWrite {
+    const BEGIN: &'static str;
+}
+
+impl BeginWrite for SqliteConnection {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl BeginWrite for PgConnection {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+fn begin_sql<C: BeginWrite>(_: &C) -> &'static str {
+    C::BEGIN
+}
+
+/// A lock on a kind of change, held to the end of the write transaction
+/// it is taken in, so that two instances cannot both pass a rule that
+/// holds across rows ("one admin stays", "one key is active"). SQLite's
+/// write transactions are serial already.
+#[derive(Debug, Clone, Copy)]
+pub enum Serialize {
+    Admins = 1,
+    KeyRing = 2,
+}
+
+pub fn serialize(conn: &mut DbConnection, what: Serialize) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(_) => Ok(()),
+        DbConnection::Postgres(conn) => diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<diesel::sql_types::Integer, _>(MIGRATION_LOCK as i32)
+            .bind::<diesel::sql_types::Integer, _>(what as i32)
+            .execute(conn)
+            .map(|_| ()),
+    }
 }
 
 /// Whether the store answers a query that reads a table (for `/readyz`).
-pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::prelude::*;
     diesel::select(diesel::dsl::exists(
         schema::signing_keys::table.select(schema::signing_keys::kid),
@@ -196,12 +369,17 @@ pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     .map_err(StoreError::from)
 }
 
-/// Writes a consistent copy of the whole store to `path` (SQLite's
-/// `VACUUM INTO`), safe while the server runs: it reads one snapshot.
-/// The copy is created owner-only (0600), like the store; a copy that
-/// failed half-way is removed.
-pub fn backup(conn: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
+/// Writes a consistent copy of the whole SQLite store to `path` (`VACUUM
+/// INTO`), safe while the server runs: it reads one snapshot. The copy is
+/// created owner-only (0600), like the store; a copy that failed half-way
+/// is removed. A PostgreSQL store is backed up with `pg_dump`.
+pub fn backup(conn: &mut DbConnection, path: &str) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
+    let DbConnection::Sqlite(conn) = conn else {
+        return Err(StoreError::File(
+            "a PostgreSQL store is backed up with pg_dump (see docs/operations.md)".into(),
+        ));
+    };
     // VACUUM INTO writes into an empty file as into a new one.
     create_owner_only(path).map_err(StoreError::File)?;
     diesel::sql_query("VACUUM INTO ?")

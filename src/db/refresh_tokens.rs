@@ -1,11 +1,12 @@
 //! Queries on `refresh_tokens` (stored by SHA-256 hash only).
 
+use super::DbConnection;
 use super::models::{NewRefreshTokenRow, RefreshTokenRow, SessionRow};
 use super::schema::{refresh_tokens, sessions};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-pub fn insert(conn: &mut SqliteConnection, row: &NewRefreshTokenRow<'_>) -> QueryResult<usize> {
+pub fn insert(conn: &mut DbConnection, row: &NewRefreshTokenRow<'_>) -> QueryResult<usize> {
     diesel::insert_into(refresh_tokens::table)
         .values(row)
         .execute(conn)
@@ -13,7 +14,7 @@ pub fn insert(conn: &mut SqliteConnection, row: &NewRefreshTokenRow<'_>) -> Quer
 
 /// The token with this hash and the session it belongs to.
 pub fn find_with_session(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     token_hash: &str,
 ) -> QueryResult<Option<(RefreshTokenRow, SessionRow)>> {
     refresh_tokens::table
@@ -26,11 +27,7 @@ pub fn find_with_session(
 
 /// Marks the token spent only if it is still unspent: exactly one of any
 /// number of concurrent refreshes of one token sees `true`.
-pub fn spend(
-    conn: &mut SqliteConnection,
-    token_hash: &str,
-    at: NaiveDateTime,
-) -> QueryResult<bool> {
+pub fn spend(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
     let changed = diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(token_hash))

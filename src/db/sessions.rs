@@ -1,19 +1,20 @@
 //! Queries on `sessions`.
 
+use super::DbConnection;
 use super::models::{NewSessionRow, SessionRow};
 use super::schema::sessions;
 use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-pub fn insert(conn: &mut SqliteConnection, row: &NewSessionRow<'_>) -> QueryResult<SessionRow> {
+pub fn insert(conn: &mut DbConnection, row: &NewSessionRow<'_>) -> QueryResult<SessionRow> {
     diesel::insert_into(sessions::table)
         .values(row)
-        .returning(SessionRow::as_returning())
+        .returning(sessions::all_columns)
         .get_result(conn)
 }
 
-pub fn find(conn: &mut SqliteConnection, id: &str) -> QueryResult<Option<SessionRow>> {
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>> {
     sessions::table
         .find(id)
         .select(SessionRow::as_select())
@@ -23,7 +24,7 @@ pub fn find(conn: &mut SqliteConnection, id: &str) -> QueryResult<Option<Session
 
 /// Revokes one session if it is not revoked yet; returns whether it was live.
 pub fn revoke(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     at: NaiveDateTime,
     reason: &str,
@@ -44,7 +45,7 @@ pub fn revoke(
 /// Revokes every unrevoked session of a user, except `keep` when given;
 /// returns the ids it revoked.
 pub fn revoke_all_for_user(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: &UserId,
     keep: Option<&str>,
     at: NaiveDateTime,
@@ -66,7 +67,7 @@ pub fn revoke_all_for_user(
 /// Sessions revoked at or after `since`, with when: what the in-memory
 /// revocation set must hold at start.
 pub fn revoked_since(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     since: NaiveDateTime,
 ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
     sessions::table
@@ -77,7 +78,7 @@ pub fn revoked_since(
 
 /// Records a refresh: renews the idle expiry and the last-use time.
 pub fn touch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     at: NaiveDateTime,
     idle_expires_at: NaiveDateTime,
@@ -92,7 +93,7 @@ pub fn touch(
 
 /// The live sessions of a user, newest first.
 pub fn live_for_user(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: &UserId,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<SessionRow>> {
@@ -109,7 +110,7 @@ pub fn live_for_user(
 /// Deletes sessions that can no longer matter: expired, or revoked, before
 /// `cutoff` (no access token of theirs can still be live). Their refresh
 /// tokens go with them.
-pub fn sweep(conn: &mut SqliteConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+pub fn sweep(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(
         sessions::table.filter(
             sessions::revoked_at
@@ -122,7 +123,7 @@ pub fn sweep(conn: &mut SqliteConnection, cutoff: NaiveDateTime) -> QueryResult<
 }
 
 /// Sessions that are live at `now`.
-pub fn count_live(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResult<i64> {
+pub fn count_live(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::idle_expires_at.gt(now))
@@ -133,7 +134,7 @@ pub fn count_live(conn: &mut SqliteConnection, now: NaiveDateTime) -> QueryResul
 
 /// Revokes every unrevoked session of every user; returns their ids.
 pub fn revoke_all(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     at: NaiveDateTime,
     reason: &str,
 ) -> QueryResult<Vec<String>> {

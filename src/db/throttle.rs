@@ -1,6 +1,7 @@
 //! Queries on `login_throttle`: failure counters per subject.
 
 use super::schema::login_throttle;
+use super::{DbConnection, per_backend};
 use chrono::NaiveDateTime;
 use diesel::dsl::case_when;
 use diesel::prelude::*;
@@ -12,13 +13,13 @@ use diesel::upsert::excluded;
 /// count and the window's start. Being a single upsert, two parallel
 /// attempts can never both read the same count.
 pub fn count_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     subject: &str,
     now: NaiveDateTime,
     window_cutoff: NaiveDateTime,
 ) -> QueryResult<(i32, NaiveDateTime)> {
     let expired = login_throttle::window_start.le(window_cutoff);
-    diesel::insert_into(login_throttle::table)
+    let upsert = diesel::insert_into(login_throttle::table)
         .values((
             login_throttle::subject.eq(subject),
             login_throttle::window_start.eq(now),
@@ -36,14 +37,16 @@ pub fn count_attempt(
             )
             .otherwise(login_throttle::window_start)),
         ))
-        .returning((login_throttle::failures, login_throttle::window_start))
-        .get_result(conn)
+        .returning((login_throttle::failures, login_throttle::window_start));
+    // `ON CONFLICT` is not in what both backends share to Diesel; the
+    // statement is the same on each.
+    per_backend!(conn, |c| upsert.get_result(c))
 }
 
 /// Takes back one counted attempt (it turned out not to be a failure, or
 /// was refused before it was tried), unless its window has been replaced.
 pub fn uncount_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     subject: &str,
     window_start: NaiveDateTime,
 ) -> QueryResult<usize> {
@@ -58,15 +61,12 @@ pub fn uncount_attempt(
 }
 
 /// Clears a subject's counter (a successful sign-in, or an admin's unlock).
-pub fn clear(conn: &mut SqliteConnection, subject: &str) -> QueryResult<usize> {
+pub fn clear(conn: &mut DbConnection, subject: &str) -> QueryResult<usize> {
     diesel::delete(login_throttle::table.filter(login_throttle::subject.eq(subject))).execute(conn)
 }
 
 /// The current count and window start of a subject, if it has one.
-pub fn get(
-    conn: &mut SqliteConnection,
-    subject: &str,
-) -> QueryResult<Option<(i32, NaiveDateTime)>> {
+pub fn get(conn: &mut DbConnection, subject: &str) -> QueryResult<Option<(i32, NaiveDateTime)>> {
     login_throttle::table
         .filter(login_throttle::subject.eq(subject))
         .select((login_throttle::failures, login_throttle::window_start))
@@ -75,7 +75,7 @@ pub fn get(
 }
 
 /// Deletes counters whose window began before `cutoff`: they count nothing.
-pub fn sweep(conn: &mut SqliteConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+pub fn sweep(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(login_throttle::table.filter(login_throttle::window_start.lt(cutoff)))
         .execute(conn)
 }

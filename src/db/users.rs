@@ -1,22 +1,24 @@
 //! Queries on `users`.
 
+use super::DbConnection;
 use super::models::{NewUserRow, UserChangeset, UserRow, search_text};
 use super::schema::users;
 use crate::domain::{Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::sqlite::Sqlite;
 
-pub fn insert(conn: &mut SqliteConnection, row: &NewUserRow<'_>) -> QueryResult<UserRow> {
+pub fn insert(conn: &mut DbConnection, row: &NewUserRow<'_>) -> QueryResult<UserRow> {
     diesel::insert_into(users::table)
         .values(row)
-        .returning(UserRow::as_returning())
+        .returning(users::all_columns)
         .get_result(conn)
 }
 
-pub fn find(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<Option<UserRow>> {
+pub fn find(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)
         .select(UserRow::as_select())
@@ -25,7 +27,7 @@ pub fn find(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<Option<User
 }
 
 /// Looks a user up by an already normalised email.
-pub fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<UserRow>> {
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<UserRow>> {
     users::table
         .filter(users::email.eq(email))
         .select(UserRow::as_select())
@@ -33,7 +35,7 @@ pub fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Op
         .optional()
 }
 
-pub fn email_taken(conn: &mut SqliteConnection, email: &str) -> QueryResult<bool> {
+pub fn email_taken(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::email.eq(email)),
     ))
@@ -42,7 +44,7 @@ pub fn email_taken(conn: &mut SqliteConnection, email: &str) -> QueryResult<bool
 
 /// Applies a profile change and keeps the search column in step with it.
 pub fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &UserId,
     mut changes: UserChangeset,
 ) -> QueryResult<Option<UserRow>> {
@@ -56,13 +58,13 @@ pub fn update(
     ));
     diesel::update(users::table.find(id))
         .set(&changes)
-        .returning(UserRow::as_returning())
+        .returning(users::all_columns)
         .get_result(conn)
         .optional()
 }
 
 pub fn set_password_hash(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &UserId,
     hash: &str,
     now: NaiveDateTime,
@@ -75,7 +77,7 @@ pub fn set_password_hash(
 /// Replaces a hash only if it is still the one that was verified, so a
 /// re-hash at sign-in never overwrites a password changed meanwhile.
 pub fn upgrade_password_hash(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &UserId,
     old_hash: &str,
     new_hash: &str,
@@ -90,7 +92,7 @@ pub fn upgrade_password_hash(
 }
 
 pub fn set_last_login(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &UserId,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
@@ -99,12 +101,12 @@ pub fn set_last_login(
         .execute(conn)
 }
 
-pub fn delete(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, id: &UserId) -> QueryResult<usize> {
     diesel::delete(users::table.find(id)).execute(conn)
 }
 
 /// Enabled admins other than `id`: zero means `id` is the last one.
-pub fn count_other_enabled_admins(conn: &mut SqliteConnection, id: &UserId) -> QueryResult<i64> {
+pub fn count_other_enabled_admins(conn: &mut DbConnection, id: &UserId) -> QueryResult<i64> {
     users::table
         .filter(users::role.eq(Role::Admin))
         .filter(users::disabled.eq(false))
@@ -113,7 +115,7 @@ pub fn count_other_enabled_admins(conn: &mut SqliteConnection, id: &UserId) -> Q
         .get_result(conn)
 }
 
-pub fn any_admin(conn: &mut SqliteConnection) -> QueryResult<bool> {
+pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::role.eq(Role::Admin)),
     ))
@@ -168,8 +170,31 @@ pub struct UserFilter {
 /// is, in any of the sorts (each has an index).
 ///
 /// A search (`q`) is a LIKE on `search_text` and exact in every case; what
-/// changes is how many rows it reads. From three characters on, the
-/// trigram index (`users_search`) counts the matches first:
+/// changes is how many rows it reads. On PostgreSQL a trigram index
+/// (`pg_trgm`) serves the LIKE, and the planner chooses between it and the
+/// listing's order. On SQLite, see [`sqlite_search`].
+pub fn list(conn: &mut DbConnection, filter: &UserFilter) -> QueryResult<Vec<UserRow>> {
+    let pattern = filter
+        .q
+        .as_ref()
+        .map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+    match conn {
+        DbConnection::Postgres(conn) => ordered!(filter, pattern, Pg, postgres)
+            .select(UserRow::as_select())
+            .limit(filter.limit)
+            .load(conn),
+        DbConnection::Sqlite(conn) => match (&filter.q, pattern) {
+            (Some(q), Some(pattern)) => sqlite_search(conn, filter, &q.to_lowercase(), pattern),
+            _ => ordered!(filter, None, Sqlite, sqlite)
+                .select(UserRow::as_select())
+                .limit(filter.limit)
+                .load(conn),
+        },
+    }
+}
+
+/// A search on SQLite. From three characters on, the trigram index
+/// (`users_search`, FTS5) counts the matches first:
 /// - at most [`FEW_MATCHES`]: only those rows are read, then sorted;
 /// - more: the first [`WALK_BUDGET`] rows of the listing's own order
 ///   usually hold a page already (one row in 200 matches). When they do
@@ -177,19 +202,17 @@ pub struct UserFilter {
 ///   sorted, in time proportional to their number.
 ///
 /// Shorter searches walk the listing's order until the page is full.
-pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec<UserRow>> {
-    let Some(q) = &filter.q else {
-        return ordered(filter, None)
-            .select(UserRow::as_select())
-            .limit(filter.limit)
-            .load(conn);
-    };
-    let needle = q.to_lowercase();
-    let pattern = format!("%{}%", escape_like(&needle));
+fn sqlite_search(
+    conn: &mut SqliteConnection,
+    filter: &UserFilter,
+    needle: &str,
+    pattern: String,
+) -> QueryResult<Vec<UserRow>> {
     let page = |conn: &mut SqliteConnection, within: Option<i64>, phrase: Option<&str>| {
-        let mut query = ordered(filter, Some(pattern.clone())).select(UserRow::as_select());
+        let mut query =
+            ordered!(filter, Some(pattern.clone()), Sqlite, sqlite).select(UserRow::as_select());
         if let Some(budget) = within {
-            let window = ordered(filter, None)
+            let window = ordered!(filter, None, Sqlite, sqlite)
                 .select(sql::<BigInt>("users.rowid"))
                 .limit(budget);
             query = query.filter(sql::<BigInt>("users.rowid").eq_any(window));
@@ -199,7 +222,7 @@ pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec
         }
         query.limit(filter.limit).load(conn)
     };
-    let Some(phrase) = trigram_phrase(&needle) else {
+    let Some(phrase) = trigram_phrase(needle) else {
         return page(conn, None, None);
     };
     if few_matches(conn, &phrase)? {
@@ -213,45 +236,61 @@ pub fn list(conn: &mut SqliteConnection, filter: &UserFilter) -> QueryResult<Vec
 }
 
 /// The listing in its order, from its cursor, with its filters and, when
-/// given, the LIKE `pattern` on `search_text`.
-fn ordered(filter: &UserFilter, pattern: Option<String>) -> users::BoxedQuery<'_, Sqlite> {
-    let mut query = users::table.into_boxed();
-    if let Some(pattern) = pattern {
-        query = query.filter(users::search_text.like(pattern).escape('\\'));
-    }
-    if let Some(role) = filter.role {
-        query = query.filter(users::role.eq(role));
-    }
-    if let Some(disabled) = filter.disabled {
-        query = query.filter(users::disabled.eq(disabled));
-    }
-    query = match &filter.after {
-        None => query,
-        Some(After::Newest(created_at, id)) => query.filter(
-            users::created_at.lt(*created_at).or(users::created_at
-                .eq(*created_at)
-                .and(users::id.lt(id.clone()))),
-        ),
-        Some(After::Email(email)) => query.filter(users::email.gt(email.clone())),
-        Some(After::LastLogin(Some(at), id)) => query.filter(
-            users::last_login_at
-                .lt(*at)
-                .or(users::last_login_at.eq(*at).and(users::id.lt(id.clone())))
-                .or(users::last_login_at.is_null()),
-        ),
-        Some(After::LastLogin(None, id)) => {
-            query.filter(users::last_login_at.is_null().and(users::id.lt(id.clone())))
+/// given, the LIKE `pattern` on `search_text`: a boxed query for the
+/// backend `$db` (a macro, so that each backend's query is its own type).
+macro_rules! ordered {
+    ($filter:expr, $pattern:expr, $db:ty, $backend:ident) => {{
+        let filter: &UserFilter = $filter;
+        let pattern: Option<String> = $pattern;
+        let mut query = users::table.into_boxed::<$db>();
+        if let Some(pattern) = pattern {
+            query = query.filter(users::search_text.like(pattern).escape('\\'));
         }
-    };
-    query = match filter.sort {
-        UserSort::Newest => query.order((users::created_at.desc(), users::id.desc())),
-        UserSort::Email => query.order(users::email.asc()),
-        // SQLite sorts NULL lowest, so DESC puts "never signed in" last, as the
-        // keyset condition above expects; PostgreSQL will need NULLS LAST.
-        UserSort::LastLogin => query.order((users::last_login_at.desc(), users::id.desc())),
-    };
-    query
+        if let Some(role) = filter.role {
+            query = query.filter(users::role.eq(role));
+        }
+        if let Some(disabled) = filter.disabled {
+            query = query.filter(users::disabled.eq(disabled));
+        }
+        query = match &filter.after {
+            None => query,
+            Some(After::Newest(created_at, id)) => query.filter(
+                users::created_at.lt(*created_at).or(users::created_at
+                    .eq(*created_at)
+                    .and(users::id.lt(id.clone()))),
+            ),
+            Some(After::Email(email)) => query.filter(users::email.gt(email.clone())),
+            Some(After::LastLogin(Some(at), id)) => query.filter(
+                users::last_login_at
+                    .lt(*at)
+                    .or(users::last_login_at.eq(*at).and(users::id.lt(id.clone())))
+                    .or(users::last_login_at.is_null()),
+            ),
+            Some(After::LastLogin(None, id)) => {
+                query.filter(users::last_login_at.is_null().and(users::id.lt(id.clone())))
+            }
+        };
+        match filter.sort {
+            UserSort::Newest => query.order((users::created_at.desc(), users::id.desc())),
+            UserSort::Email => query.order(users::email.asc()),
+            UserSort::LastLogin => last_login_order!(query, $backend),
+        }
+    }};
 }
+use ordered;
+
+/// "Never signed in" last, as the keyset condition of `ordered!` expects:
+/// SQLite sorts NULL lowest, so DESC does it; PostgreSQL sorts it highest
+/// and is told (its index is in this order).
+macro_rules! last_login_order {
+    ($query:expr, sqlite) => {
+        $query.order((users::last_login_at.desc(), users::id.desc()))
+    };
+    ($query:expr, postgres) => {
+        $query.order((users::last_login_at.desc().nulls_last(), users::id.desc()))
+    };
+}
+use last_login_order;
 
 /// The users whose `search_text` holds the FTS5 `phrase`.
 fn in_search_index(
@@ -306,7 +345,7 @@ fn escape_like(input: &str) -> String {
 }
 
 /// Users, admins and disabled users, for the dashboard.
-pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
+pub fn counts(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64)> {
     let total = users::table.count().get_result(conn)?;
     let admins = users::table
         .filter(users::role.eq(Role::Admin))
@@ -321,10 +360,7 @@ pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
 
 /// Ids of users whose row changed at or after `since` (profile, role,
 /// password, or a sign-in): what another process's cache must forget.
-pub fn changed_since(
-    conn: &mut SqliteConnection,
-    since: NaiveDateTime,
-) -> QueryResult<Vec<UserId>> {
+pub fn changed_since(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<UserId>> {
     users::table
         .filter(
             users::updated_at

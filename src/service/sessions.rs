@@ -7,13 +7,13 @@ use super::{Actor, ServiceError};
 use crate::audit::{self, Event, Outcome};
 use crate::auth::sessions::{self as chain, Refresh};
 use crate::client::ClientInfo;
+use crate::db::DbConnection;
 use crate::db::models::{SessionRow, UserRow};
 use crate::db::{console_sessions, refresh_tokens, sessions, users};
 use crate::domain::UserId;
 use crate::state::{AppState, Revoked};
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
-use diesel::sqlite::SqliteConnection;
 use serde_json::json;
 
 pub use crate::auth::sessions::reason;
@@ -24,7 +24,7 @@ pub use crate::auth::sessions::reason;
 /// the revocation set once the transaction commits. Returns how many API
 /// sessions ended.
 pub fn end_all_of_user(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     revoked: &mut Revoked,
     user: &UserId,
     keep: Option<&str>,

@@ -8,11 +8,11 @@ use crate::audit::{self, Event, Outcome};
 use crate::auth::password;
 use crate::auth::throttle::Throttle;
 use crate::client::ClientInfo;
+use crate::db::DbConnection;
 use crate::db::models::UserRow;
 use crate::db::users;
 use crate::domain::Email;
 use crate::state::AppState;
-use diesel::sqlite::SqliteConnection;
 use serde_json::json;
 
 /// A password that matched; [`Verified::settle`] clears the account's
@@ -23,18 +23,14 @@ pub struct Verified {
 }
 
 impl Verified {
-    pub fn settle(
-        &self,
-        throttle: &Throttle,
-        conn: &mut SqliteConnection,
-    ) -> diesel::QueryResult<()> {
+    pub fn settle(&self, throttle: &Throttle, conn: &mut DbConnection) -> diesel::QueryResult<()> {
         throttle.succeeded(conn, &self.email)
     }
 }
 
 /// Writes the audit entry of a refusal for throttling.
 fn audit_throttled(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     client: &ClientInfo,
     email: &str,
     action: &str,
@@ -146,7 +142,7 @@ pub async fn sign_in<T, F>(
     open: F,
 ) -> Result<(UserRow, T), ServiceError>
 where
-    F: FnOnce(&mut SqliteConnection, &UserRow) -> Result<T, ServiceError> + Send + 'static,
+    F: FnOnce(&mut DbConnection, &UserRow) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     let verified = check_password(state, client, email, password, "login").await?;

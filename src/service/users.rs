@@ -5,11 +5,11 @@ use super::sessions::{self, reason};
 use super::{Actor, ServiceError};
 use crate::audit::{Event, Outcome};
 use crate::client::ClientInfo;
+use crate::db::DbConnection;
 use crate::db::models::{NewUserRow, UserChangeset, UserRow, search_text};
-use crate::db::{StoreError, users};
+use crate::db::{self, StoreError, users};
 use crate::domain::{NewUser, Role, UserChanges, UserId};
 use crate::state::AppState;
-use diesel::sqlite::SqliteConnection;
 use serde_json::{Value, json};
 
 /// A user by id.
@@ -125,6 +125,9 @@ pub async fn update(
     let (actor_id, client) = (actor.audit_name(), client.clone());
     state
         .write_revoking(move |conn, revoked| {
+            if changes.removes_admin() {
+                db::serialize(conn, db::Serialize::Admins)?;
+            }
             let before = users::find(conn, &id)?.ok_or(ServiceError::NotFound)?;
             revoked.user_changed(&id);
             if changes.removes_admin() && is_last_admin(conn, &before)? {
@@ -156,7 +159,7 @@ pub async fn update(
 }
 
 /// Whether `user` is an enabled admin and no other enabled admin exists.
-fn is_last_admin(conn: &mut SqliteConnection, user: &UserRow) -> Result<bool, ServiceError> {
+fn is_last_admin(conn: &mut DbConnection, user: &UserRow) -> Result<bool, ServiceError> {
     Ok(user.role == Role::Admin
         && !user.disabled
         && users::count_other_enabled_admins(conn, &user.id)? == 0)
@@ -195,6 +198,7 @@ pub async fn delete(
     let (actor_id, client) = (actor.audit_name(), client.clone());
     state
         .write_revoking(move |conn, revoked| {
+            db::serialize(conn, db::Serialize::Admins)?;
             let user = users::find(conn, &id)?.ok_or(ServiceError::NotFound)?;
             revoked.user_changed(&id);
             if is_last_admin(conn, &user)? {

@@ -6,7 +6,6 @@ use crate::helpers::*;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,11 +13,11 @@ use std::time::{Duration, Instant};
 /// Starts the binary on `db` and returns it with its address; the caller
 /// kills it and waits for it.
 #[allow(clippy::zombie_processes)]
-fn start(db: &Path) -> (Child, String) {
+fn start(database_url: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .env_clear()
         .env("BIND_ADDRESS", "127.0.0.1:0")
-        .env("DATABASE_URL", db)
+        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -39,7 +38,7 @@ struct Handed {
 async fn everything_answered_2xx_survives_sigkill() {
     let _heavy = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let db = fresh_database(dir.path(), "crash.db");
     let (mut child, base) = start(&db);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -117,22 +116,24 @@ async fn everything_answered_2xx_survives_sigkill() {
     );
 
     let (mut restarted, base) = start(&db);
-    let mut store = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
-    #[derive(QueryableByName)]
-    struct Check {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        integrity_check: String,
+    let mut store = open_store(&db);
+    if let latchkey::db::DbConnection::Sqlite(file) = &mut store {
+        #[derive(QueryableByName)]
+        struct Check {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            integrity_check: String,
+        }
+        let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+            .load(file)
+            .unwrap();
+        assert_eq!(
+            check
+                .iter()
+                .map(|c| c.integrity_check.as_str())
+                .collect::<Vec<_>>(),
+            ["ok"]
+        );
     }
-    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
-        .load(&mut store)
-        .unwrap();
-    assert_eq!(
-        check
-            .iter()
-            .map(|c| c.integrity_check.as_str())
-            .collect::<Vec<_>>(),
-        ["ok"]
-    );
     use latchkey::db::schema::{refresh_tokens, users};
     let stored: HashSet<String> = users::table
         .select(users::email)
@@ -324,7 +325,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_sign_in_flood_neither_stalls_other_requests_nor_eats_memory() {
     let _heavy = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flood.db");
+    let db = fresh_database(dir.path(), "flood.db");
     let (mut child, base) = start(&db);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -405,7 +406,7 @@ async fn a_sign_in_flood_neither_stalls_other_requests_nor_eats_memory() {
 async fn sigterm_lets_in_flight_sign_ins_finish_then_exits_0() {
     let _heavy = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("term.db");
+    let db = fresh_database(dir.path(), "term.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .env_clear()
         .env("BIND_ADDRESS", "127.0.0.1:0")

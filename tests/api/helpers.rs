@@ -1,5 +1,7 @@
-//! Spawning the real application on a free port with its own SQLite file,
-//! and a few helpers to talk to it the way a client would.
+//! Spawning the real application on a free port with its own store (a
+//! SQLite file, or with `LATCHKEY_TEST_BACKEND=postgres` a PostgreSQL
+//! database of its own), and a few helpers to talk to it the way a client
+//! would.
 
 use latchkey::clock::ManualClock;
 use latchkey::config::Settings;
@@ -22,7 +24,10 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
+    /// The SQLite file, when the suite runs on SQLite.
     pub db_path: PathBuf,
+    /// `DATABASE_URL`: the SQLite file or the PostgreSQL database.
+    pub database_url: String,
     /// The settings this app was started with, for restarts.
     pub env: HashMap<String, String>,
     /// The one-time `/admin/setup?token=…` path, while no admin exists.
@@ -49,8 +54,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let db_path = dir.path().join("latchkey.db");
+    let database_url = if crate::postgres::on_postgres() {
+        crate::postgres::new_database()
+    } else {
+        db_path.to_str().unwrap().to_owned()
+    };
     let mut env: HashMap<String, String> = [
-        ("DATABASE_URL", db_path.to_str().unwrap()),
+        ("DATABASE_URL", database_url.as_str()),
         ("BIND_ADDRESS", "127.0.0.1:0"),
         ("SECRET_KEY", SECRET_KEY),
         ("ADMIN_EMAIL", ADMIN_EMAIL),
@@ -87,6 +97,7 @@ async fn start(
         address,
         client,
         clock,
+        database_url: env["DATABASE_URL"].clone(),
         db_path,
         env,
         setup_path,
@@ -222,10 +233,13 @@ impl TestApp {
         self.sign_in(&email, PASSWORD).await
     }
 
-    /// Opens the app's SQLite file directly, for checks on what is stored.
-    pub fn store(&self) -> diesel::SqliteConnection {
-        use diesel::Connection;
-        diesel::SqliteConnection::establish(self.db_path.to_str().unwrap()).expect("open store")
+    /// Opens the app's store directly, for checks on what is stored.
+    pub fn store(&self) -> latchkey::db::DbConnection {
+        open_store(&self.database_url)
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
     }
 }
 
@@ -279,5 +293,26 @@ pub fn listening_address(child: &mut std::process::Child) -> String {
             std::thread::spawn(move || lines.for_each(drop));
             return address.trim().to_owned();
         }
+    }
+}
+
+/// A store of its own for a server a test spawns itself: a SQLite file
+/// `name` in `dir`, or on PostgreSQL a new database. Its `DATABASE_URL`.
+pub fn fresh_database(dir: &std::path::Path, name: &str) -> String {
+    if crate::postgres::on_postgres() {
+        crate::postgres::new_database()
+    } else {
+        dir.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+/// A direct connection to the store at `database_url`.
+pub fn open_store(database_url: &str) -> latchkey::db::DbConnection {
+    use diesel::Connection;
+    use latchkey::db::DbConnection;
+    if database_url.starts_with("postgres") {
+        DbConnection::Postgres(diesel::PgConnection::establish(database_url).expect("open store"))
+    } else {
+        DbConnection::Sqlite(diesel::SqliteConnection::establish(database_url).expect("open store"))
     }
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the JSON API: the real application on a real port,
 //! each test with its own SQLite file.
 
+mod backends;
 mod cli;
 mod console;
 mod crash;
@@ -10,6 +11,7 @@ mod forged_tokens;
 mod helpers;
 mod keys;
 mod logs;
+mod postgres;
 mod properties;
 mod readme;
 mod revocation;

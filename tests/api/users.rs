@@ -818,7 +818,7 @@ fn seed_users(app: &TestApp, count: usize, cluster: usize) -> Vec<String> {
             (uuid::Uuid::new_v4().to_string(), email, first, at)
         })
         .collect();
-    conn.immediate_transaction(|conn| {
+    latchkey::db::write(&mut conn, |conn| {
         for chunk in rows.chunks(500) {
             let values: Vec<_> = chunk
                 .iter()
@@ -837,9 +837,15 @@ fn seed_users(app: &TestApp, count: usize, cluster: usize) -> Vec<String> {
                     )
                 })
                 .collect();
-            diesel::insert_into(users::table)
-                .values(&values)
-                .execute(conn)?;
+            // A batch insert is one statement per backend.
+            match &mut *conn {
+                latchkey::db::DbConnection::Sqlite(c) => diesel::insert_into(users::table)
+                    .values(&values)
+                    .execute(c)?,
+                latchkey::db::DbConnection::Postgres(c) => diesel::insert_into(users::table)
+                    .values(&values)
+                    .execute(c)?,
+            };
         }
         Ok::<_, diesel::result::Error>(())
     })

@@ -1,0 +1,8 @@
+DROP TABLE server_secrets;
+DROP TABLE console_sessions;
+DROP TABLE audit_log;
+DROP TABLE login_throttle;
+DROP TABLE signing_keys;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,0 +1,200 @@
+//! A throwaway PostgreSQL cluster for the suite, started by the tests
+//! themselves when `LATCHKEY_TEST_BACKEND=postgres`: Debian's PostgreSQL
+//! (`initdb`, `postgres`), run as the `postgres` user through `runuser`
+//! when the tests run as root (PostgreSQL refuses root). Every test app
+//! gets a database of its own, cloned from one migrated template.
+//!
+//! The server is stopped when the test process ends: it runs under a small
+//! shell that waits on a pipe held by this process, and stops the server
+//! when that pipe closes, however the process ends.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Which backend the suite runs against.
+pub fn on_postgres() -> bool {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+struct Cluster {
+    port: u16,
+    _dir: tempfile::TempDir,
+    /// The shell that stops the server once this process lets go of its
+    /// standard input.
+    _keeper: Mutex<Child>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+const TEMPLATE: &str = "latchkey_template";
+
+/// A PostgreSQL program: Debian keeps them out of `PATH`, under
+/// `/usr/lib/postgresql/<version>/bin`; the newest version there wins.
+fn bin(name: &str) -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let program = entry.path().join("bin").join(name);
+            program.exists().then_some((version, program))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map_or_else(|| PathBuf::from(name), |(_, program)| program)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program args…`, as the `postgres` user when we are root.
+fn as_postgres(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Cluster {
+    let dir = tempfile::Builder::new()
+        .prefix("latchkey-pg-")
+        .tempdir()
+        .expect("a directory for the cluster");
+    let data = dir.path().join("data");
+    if running_as_root() {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown runs");
+        assert!(chown.success(), "chown the cluster directory to postgres");
+    }
+    let initdb = as_postgres(&bin("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .output()
+        .expect("initdb runs (apt-get install postgresql)");
+    assert!(
+        initdb.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&initdb.stderr)
+    );
+    let port = free_port();
+    let server = format!(
+        "'{}' -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c max_connections=400 \
+         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB",
+        bin("postgres").display(),
+        data.display(),
+        dir.path().display(),
+    );
+    let script = format!(
+        "{server} >'{log}' 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid",
+        log = dir.path().join("server.log").display()
+    );
+    let keeper = as_postgres(Path::new("sh"))
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "PostgreSQL did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Accepting connections is not yet accepting queries; ask until it does.
+    let mut admin = loop {
+        use diesel::Connection;
+        match diesel::PgConnection::establish(&url(port, "postgres")) {
+            Ok(conn) => break conn,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "PostgreSQL is not ready: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    execute(&mut admin, &format!("CREATE DATABASE {TEMPLATE}"));
+    let database = latchkey::config::Database::Postgres {
+        url: url(port, TEMPLATE),
+    };
+    let pool = latchkey::db::connect(&database, 1).expect("the template opens");
+    latchkey::db::migrate(&pool).expect("the template migrates");
+    drop(pool);
+    Cluster {
+        port,
+        _dir: dir,
+        _keeper: Mutex::new(keeper),
+    }
+}
+
+fn url(port: u16, database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+}
+
+fn execute(conn: &mut diesel::PgConnection, sql: &str) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A new database of its own, migrated, and its URL.
+pub fn new_database() -> String {
+    create_database(Some(TEMPLATE))
+}
+
+/// A new empty database (not migrated), and its URL; the cluster is
+/// started if no test started it yet, whichever backend the suite runs on.
+pub fn new_empty_database() -> String {
+    create_database(None)
+}
+
+fn create_database(template: Option<&str>) -> String {
+    use diesel::Connection;
+    let cluster = CLUSTER.get_or_init(start);
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = diesel::PgConnection::establish(&url(cluster.port, "postgres"))
+        .expect("the cluster answers");
+    // One clone of the template at a time: PostgreSQL refuses a second
+    // while the first is copying.
+    static CLONING: Mutex<()> = Mutex::new(());
+    let _one = CLONING.lock().unwrap_or_else(|e| e.into_inner());
+    let from = template.map_or(String::new(), |t| format!(" TEMPLATE {t}"));
+    execute(&mut admin, &format!("CREATE DATABASE {name}{from}"));
+    url(cluster.port, &name)
+}

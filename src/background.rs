@@ -2,81 +2,144 @@
 //! what other processes changed, and cleans up what expired.
 
 use crate::auth::keys;
-use crate::db::{console_sessions, keys as key_store, sessions, users};
+use crate::db::changes::{self, Kind};
+use crate::db::{console_sessions, keys as key_store, sessions};
 use crate::service::ServiceError;
 use crate::state::AppState;
 use actix_web::web;
 use chrono::TimeDelta;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long the change feed keeps a row: far longer than any instance
+/// takes to read it (a second), short enough to stay small.
+const FEED_KEPT: TimeDelta = TimeDelta::minutes(10);
 
 /// How often expired state is cleaned up (revocation set, keys, sessions).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
-/// Starts both loops on the current runtime.
+/// Starts both loops on the current runtime (and, on PostgreSQL, the
+/// listener that wakes the store watcher).
 pub fn spawn(state: &web::Data<AppState>) {
     tokio::spawn(maintain(state.clone()));
-    tokio::spawn(watch_store(state.clone()));
+    let wake = Arc::new(Notify::new());
+    let listener = Arc::downgrade(&wake);
+    changes::listen(&state.settings.database, move |news| {
+        // Stops once the watcher (and its wake-up) is gone.
+        let Some(wake) = listener.upgrade() else {
+            return false;
+        };
+        if news {
+            wake.notify_one();
+        }
+        true
+    });
+    tokio::spawn(watch_store(state.clone(), wake));
 }
 
-/// How often the store is read for changes made by other processes.
+/// How often the change feed is read when nothing woke the watcher.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-/// Another process (the command line; later, another instance) may revoke
-/// sessions, change users or the key ring in the store: read them every second,
-/// so such a change holds here within a second. Revocations are read with
-/// a margin, because a transaction may commit after a later one.
-async fn watch_store(state: web::Data<AppState>) {
+/// How many changes one read takes at most.
+const WATCH_BATCH: i64 = 10_000;
+
+/// Other instances (and the command line) revoke sessions, change users
+/// and rotate keys in the store, and record each in the change feed
+/// (`db::changes`): read it after the last change seen, every second and
+/// whenever the PostgreSQL listener hears a commit, so such a change holds
+/// here within a second (usually within a few milliseconds on
+/// PostgreSQL). The key ring is also compared with the store every second.
+async fn watch_store(state: web::Data<AppState>, wake: Arc<Notify>) {
     let mut ticker = tokio::time::interval(WATCH_EVERY);
-    let mut since = state.now() - TimeDelta::seconds(5);
+    let mut last = state.feed_start;
     loop {
-        ticker.tick().await;
-        let checked_at = state.now();
-        let from = since.naive_utc() - TimeDelta::seconds(5);
-        let result = state
-            .read(move |conn| {
-                Ok::<_, ServiceError>((
-                    sessions::revoked_since(conn, from)?,
-                    key_store::all(conn)?,
-                    users::changed_since(conn, from)?,
-                ))
-            })
-            .await;
-        let (revoked, rows, changed) = match result {
-            Ok(found) => found,
-            Err(e) => {
-                log::warn!("watching the store failed ({e}); will retry");
-                continue;
-            }
-        };
-        for id in changed
-            .iter()
-            .filter(|id| state.users.get(id.as_str()).is_some())
-        {
-            state.users.forget(id.as_str());
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = wake.notified() => {}
         }
-        for (id, at) in revoked {
-            if !state.revocations.is_revoked(&id) {
-                state.revocations.insert_all([id], at.and_utc());
-            }
-        }
-        if !state.keys.is_current(&rows) {
-            let _ring = state.key_updates.lock().await;
-            let rows = match state
-                .read(|conn| Ok::<_, ServiceError>(key_store::all(conn)?))
-                .await
-            {
+        let mut keys_changed = false;
+        loop {
+            let after = last;
+            let read = state
+                .read(move |conn| Ok::<_, ServiceError>(changes::after(conn, after, WATCH_BATCH)?))
+                .await;
+            let rows = match read {
                 Ok(rows) => rows,
-                Err(_) => continue,
+                Err(e) => {
+                    log::warn!("reading the change feed failed ({e}); will retry");
+                    break;
+                }
             };
-            match state.keys.replace(&rows) {
-                Ok(()) => log::info!("the key ring changed in the store; reloaded"),
-                Err(e) => log::error!("the key ring in the store is unusable: {e}"),
+            let Some(newest) = rows.last().map(|row| row.id) else {
+                break;
+            };
+            last = newest;
+            keys_changed |= apply(&state, &rows);
+            if (rows.len() as i64) < WATCH_BATCH {
+                break;
             }
         }
-        since = checked_at;
+        reload_keys(&state, keys_changed).await;
     }
 }
 
+/// Applies changes read from the feed to this instance's memory; whether
+/// the key ring changed.
+fn apply(state: &AppState, rows: &[changes::ChangeRow]) -> bool {
+    let mut keys_changed = false;
+    let now = state.now();
+    for row in rows {
+        match row.kind() {
+            Some(Kind::Session) => {
+                if !state.revocations.is_revoked(&row.subject) {
+                    state.revocations.insert_all([row.subject.clone()], now);
+                }
+            }
+            Some(Kind::User) => {
+                if state.users.get(&row.subject).is_some() {
+                    state.users.forget(&row.subject);
+                }
+            }
+            Some(Kind::Keys) => keys_changed = true,
+            None => log::warn!("unknown change kind {:?} in the feed", row.kind),
+        }
+    }
+    keys_changed
+}
+
+/// Reloads the key ring when the feed said it changed or the store's ring
+/// is not the one in memory.
+async fn reload_keys(state: &AppState, changed: bool) {
+    let rows = match state
+        .read(|conn| Ok::<_, ServiceError>(key_store::all(conn)?))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            log::warn!("reading the key ring failed ({e}); will retry");
+            return;
+        }
+    };
+    if !changed && state.keys.is_current(&rows) {
+        return;
+    }
+    let _ring = state.key_updates.lock().await;
+    let rows = match state
+        .read(|conn| Ok::<_, ServiceError>(key_store::all(conn)?))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(_) => return,
+    };
+    if state.keys.is_current(&rows) {
+        return;
+    }
+    match state.keys.replace(&rows) {
+        Ok(()) => log::info!("the key ring changed in the store; reloaded"),
+        Err(e) => log::error!("the key ring in the store is unusable: {e}"),
+    }
+}
 /// Periodic clean-up: revocations whose tokens all expired leave the set,
 /// verify-only keys past their window retire, dead sessions are deleted.
 async fn maintain(state: web::Data<AppState>) {
@@ -96,6 +159,8 @@ async fn maintain(state: web::Data<AppState>) {
                     sessions::sweep(conn, (now - window - TimeDelta::minutes(1)).naive_utc())?;
                 console_sessions::sweep(conn, now.naive_utc())?;
                 throttle.sweep(conn, now.naive_utc())?;
+                // Every instance has read a change long before this.
+                changes::sweep(conn, (now - FEED_KEPT).naive_utc())?;
                 let rows = if retired > 0 {
                     Some(key_store::all(conn)?)
                 } else {

@@ -13,7 +13,7 @@ use crate::auth::user_cache::UserCache;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::db::DbConnection;
-use crate::db::{self, DbPool, StoreError, keys as key_store, sessions};
+use crate::db::{self, DbPool, StoreError, changes, keys as key_store, sessions};
 use crate::domain::UserId;
 use crate::metrics::Metrics;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
@@ -39,6 +39,9 @@ pub struct AppState {
     pub key_updates: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
     pub users: UserCache,
+    /// The change feed's newest id when this instance started, read before
+    /// the revocation set was loaded: the store watcher reads on from it.
+    pub feed_start: i64,
 }
 
 /// What a write transaction revoked and changed, for the in-memory views
@@ -61,6 +64,15 @@ impl Revoked {
     /// The user's row changed (profile, role, disabled, password, deleted).
     pub fn user_changed(&mut self, user_id: &UserId) {
         self.users.push(user_id.clone());
+    }
+
+    /// Writes what changed to the change feed, in the same transaction, so
+    /// that every other instance learns it too.
+    fn record(&self, conn: &mut DbConnection, now: NaiveDateTime) -> diesel::QueryResult<()> {
+        let sessions: Vec<&str> = self.sessions.iter().map(String::as_str).collect();
+        changes::record(conn, changes::Kind::Session, &sessions, now)?;
+        let users: Vec<&str> = self.users.iter().map(UserId::as_str).collect();
+        changes::record(conn, changes::Kind::User, &users, now)
     }
 }
 
@@ -97,6 +109,7 @@ impl AppState {
         let rows = key_store::all(&mut conn).map_err(|e| store(e.to_string()))?;
         let keys = KeyRing::new(&rows, window)
             .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
+        let feed_start = changes::latest(&mut conn).map_err(|e| store(e.to_string()))?;
         let revocations = RevocationSet::new(window);
         let revoked = sessions::revoked_since(&mut conn, revocations.since(now).naive_utc())
             .map_err(|e| store(e.to_string()))?;
@@ -118,6 +131,7 @@ impl AppState {
             key_updates: tokio::sync::Mutex::new(()),
             metrics: Metrics::new(),
             users: UserCache::new(USER_CACHE_CAPACITY),
+            feed_start,
         })
     }
 
@@ -190,10 +204,12 @@ impl AppState {
         T: Send + 'static,
         E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
     {
+        let now = self.now_naive();
         let (value, revoked) = self
             .write(move |conn| {
                 let mut revoked = Revoked::default();
                 let value = work(conn, &mut revoked)?;
+                revoked.record(conn, now)?;
                 Ok::<_, E>((value, revoked))
             })
             .await?;

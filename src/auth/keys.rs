@@ -7,6 +7,7 @@
 use crate::audit::{self, Event, Outcome};
 use crate::auth::password::fill_random;
 use crate::db::DbConnection;
+use crate::db::changes;
 use crate::db::keys as store;
 use crate::db::models::SigningKeyRow;
 use crate::domain::KeyState;
@@ -185,7 +186,20 @@ pub fn prepare(
     verify_window: TimeDelta,
 ) -> QueryResult<Prepared> {
     crate::db::serialize(conn, crate::db::Serialize::KeyRing)?;
-    store::retire_previous(conn, Some(now - verify_window), now)?;
+    let retired = store::retire_previous(conn, Some(now - verify_window), now)?;
+    let prepared = prepare_active(conn, secret_key, now)?;
+    if retired > 0 || prepared != Prepared::Unchanged {
+        changed(conn, now)?;
+    }
+    Ok(prepared)
+}
+
+/// The part of [`prepare`] that decides the active key.
+fn prepare_active(
+    conn: &mut DbConnection,
+    secret_key: Option<&[u8]>,
+    now: NaiveDateTime,
+) -> QueryResult<Prepared> {
     let rows = store::all(conn)?;
     let has_active = rows.iter().any(|row| row.state == KeyState::Active);
     if let Some(secret) = secret_key {
@@ -233,6 +247,7 @@ pub fn rotate(
     }
     let row = new_key(random_secret(), now);
     store::insert(conn, &row)?;
+    changed(conn, now)?;
     Ok(row)
 }
 
@@ -242,5 +257,14 @@ pub fn retire_expired(
     now: NaiveDateTime,
     verify_window: TimeDelta,
 ) -> QueryResult<usize> {
-    store::retire_previous(conn, Some(now - verify_window), now)
+    let retired = store::retire_previous(conn, Some(now - verify_window), now)?;
+    if retired > 0 {
+        changed(conn, now)?;
+    }
+    Ok(retired)
+}
+
+/// Tells every instance the ring changed (they reload it from the store).
+fn changed(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<()> {
+    changes::record(conn, changes::Kind::Keys, &[""], now)
 }

@@ -10,6 +10,7 @@
 //! backend, with [`per_backend!`], here in `db` and nowhere else.
 
 pub mod audit;
+pub mod changes;
 pub mod console_sessions;
 pub mod keys;
 pub mod models;
@@ -345,6 +346,8 @@ fn begin_sql<C: BeginWrite>(_: &C) -> &'static str {
 pub enum Serialize {
     Admins = 1,
     KeyRing = 2,
+    /// Writers of the change feed (see `changes::record`).
+    Changes = 3,
 }
 
 pub fn serialize(conn: &mut DbConnection, what: Serialize) -> diesel::QueryResult<()> {

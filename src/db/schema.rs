@@ -14,6 +14,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    changes (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
     console_sessions (key_hash) {
         key_hash -> Text,
         user_id -> Nullable<Text>,
@@ -96,6 +105,7 @@ diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
+    changes,
     console_sessions,
     login_throttle,
     refresh_tokens,

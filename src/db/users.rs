@@ -357,16 +357,3 @@ pub fn counts(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64)> {
         .get_result(conn)?;
     Ok((total, admins, disabled))
 }
-
-/// Ids of users whose row changed at or after `since` (profile, role,
-/// password, or a sign-in): what another process's cache must forget.
-pub fn changed_since(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<UserId>> {
-    users::table
-        .filter(
-            users::updated_at
-                .ge(since)
-                .or(users::last_login_at.ge(since)),
-        )
-        .select(users::id)
-        .load(conn)
-}

@@ -10,7 +10,7 @@ use crate::auth::throttle::Throttle;
 use crate::client::ClientInfo;
 use crate::db::DbConnection;
 use crate::db::models::UserRow;
-use crate::db::users;
+use crate::db::{changes, users};
 use crate::domain::Email;
 use crate::state::AppState;
 use serde_json::json;
@@ -167,6 +167,7 @@ where
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }
             users::set_last_login(conn, &user.id, now)?;
+            changes::record(conn, changes::Kind::User, &[user.id.as_str()], now)?;
             Event::new(user.id.as_str(), "login", Outcome::Ok)
                 .target(user.id.as_str())
                 .client(&client)

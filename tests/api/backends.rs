@@ -77,3 +77,93 @@ async fn a_postgresql_url_that_answers_nothing_stops_the_start_with_one_line() {
         "no SQLite file is made of the URL"
     );
 }
+
+/// How long until `check` holds, polling every 5 ms; fails past a second,
+/// the promise of API.md for several instances.
+async fn within_a_second<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what} took more than a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_instance_revokes_or_rotates_holds_on_another_within_a_second() {
+    let url = crate::postgres::new_database();
+    let first = spawn_app_with(&[("DATABASE_URL", &url)]).await;
+    let second = first.restart_with(&[]).await;
+    let me = |app: &TestApp, token: &str| {
+        let request = app
+            .client
+            .get(app.url("/api/user/me"))
+            .bearer_auth(token)
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+
+    // A logout on the first.
+    let user = first.new_user().await;
+    assert_eq!(me(&second, &user.access_token).await, 200);
+    let logout = first
+        .client
+        .post(first.url("/api/user/logout"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let logout_seen = within_a_second("a logout on another instance", || async {
+        me(&second, &user.access_token).await == 401
+    })
+    .await;
+
+    // A user disabled on the first.
+    let admin = first.admin().await;
+    let other = first.new_user().await;
+    assert_eq!(me(&second, &other.access_token).await, 200);
+    let disabled = first
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/user/{}", other.id),
+            Some(&admin.access_token),
+            Some(&serde_json::json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(disabled.status(), 200);
+    let disable_seen = within_a_second("a disabled user on another instance", || async {
+        me(&second, &other.access_token).await == 401
+    })
+    .await;
+
+    // An emergency key rotation on the first: the old key's tokens fail on
+    // the second, the new key's work there.
+    let before = first.new_user().await;
+    assert_eq!(me(&second, &before.access_token).await, 200);
+    let rotated = first
+        .post(
+            "/api/admin/keys/rotate",
+            Some(&admin.access_token),
+            &serde_json::json!({ "revoke_previous": true }),
+        )
+        .await;
+    assert_eq!(rotated.status(), 201);
+    let after = first.sign_in(&before.email, PASSWORD).await;
+    let rotation_seen = within_a_second("a key rotation on another instance", || async {
+        me(&second, &before.access_token).await == 401
+            && me(&second, &after.access_token).await == 200
+    })
+    .await;
+    eprintln!(
+        "seen on the other instance after: logout {logout_seen:?}, disable {disable_seen:?}, \
+         rotation {rotation_seen:?}"
+    );
+}

@@ -1,0 +1,179 @@
+//! Queries on `changes`: the feed every instance reads to learn what
+//! another one (or the command line) revoked or changed.
+
+use super::schema::changes;
+use super::{DbConnection, Serialize, serialize};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A session was revoked; the subject is its id.
+    Session,
+    /// A user's row changed or went; the subject is their id.
+    User,
+    /// The key ring changed; no subject.
+    Keys,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Session => "session",
+            Kind::User => "user",
+            Kind::Keys => "keys",
+        }
+    }
+}
+
+/// The PostgreSQL channel a commit with changes notifies (it is also
+/// spelled out in the two literal statements below).
+pub const CHANNEL: &str = "latchkey_changes";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = changes)]
+pub struct ChangeRow {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub at: NaiveDateTime,
+}
+
+impl ChangeRow {
+    pub fn kind(&self) -> Option<Kind> {
+        [Kind::Session, Kind::User, Kind::Keys]
+            .into_iter()
+            .find(|k| k.as_str() == self.kind)
+    }
+}
+
+/// Records changes inside the caller's write transaction. On PostgreSQL it
+/// takes the feed's lock first, so that ids become visible in the order
+/// they were given out (a reader never skips one committed late), and
+/// notifies the listeners, who hear it when the transaction commits.
+pub fn record(
+    conn: &mut DbConnection,
+    kind: Kind,
+    subjects: &[&str],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    serialize(conn, Serialize::Changes)?;
+    for chunk in subjects.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|subject| {
+                (
+                    changes::kind.eq(kind.as_str()),
+                    changes::subject.eq(*subject),
+                    changes::at.eq(at),
+                )
+            })
+            .collect();
+        // A batch insert is one statement per backend.
+        super::per_backend!(&mut *conn, |c| diesel::insert_into(changes::table)
+            .values(&rows)
+            .execute(c))?;
+    }
+    if let DbConnection::Postgres(conn) = conn {
+        diesel::sql_query("SELECT pg_notify($1, '')")
+            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` changes after `after`, oldest first.
+pub fn after(conn: &mut DbConnection, after: i64, limit: i64) -> QueryResult<Vec<ChangeRow>> {
+    changes::table
+        .filter(changes::id.gt(after))
+        .order(changes::id.asc())
+        .limit(limit)
+        .select(ChangeRow::as_select())
+        .load(conn)
+}
+
+/// The newest change's id (0 for none): where a starting instance begins.
+pub fn latest(conn: &mut DbConnection) -> QueryResult<i64> {
+    changes::table
+        .select(diesel::dsl::max(changes::id))
+        .first::<Option<i64>>(conn)
+        .map(Option::unwrap_or_default)
+}
+
+/// Deletes changes older than `cutoff`: every instance has read them.
+pub fn sweep(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(changes::table.filter(changes::at.lt(cutoff))).execute(conn)
+}
+
+/// On PostgreSQL, listens for commits that recorded changes, on a
+/// connection of its own on a thread of its own. It calls `heard` about
+/// every 20 ms, with `true` when something was committed since (and after
+/// every (re)connection, since a notification may have been missed while
+/// it was down), and stops when `heard` returns false. On SQLite there is
+/// nothing to listen to: the feed is read on a timer.
+pub fn listen(database: &crate::config::Database, heard: impl Fn(bool) -> bool + Send + 'static) {
+    use diesel::Connection;
+    use diesel::pg::PgConnection;
+    use std::time::Duration;
+    let crate::config::Database::Postgres { url } = database else {
+        return;
+    };
+    let url = url.clone();
+    let described = database.describe();
+    let spawned = std::thread::Builder::new()
+        .name("latchkey-listen".into())
+        .spawn(move || {
+            loop {
+                let connected = PgConnection::establish(&url)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| {
+                        diesel::sql_query("LISTEN latchkey_changes")
+                            .execute(&mut conn)
+                            .map(|_| conn)
+                            .map_err(|e| e.to_string())
+                    });
+                let mut conn = match connected {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        log::warn!("listening for changes on {described} failed ({e}); will retry");
+                        if !heard(false) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                };
+                if !heard(true) {
+                    return;
+                }
+                loop {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let mut news = false;
+                    let mut broken = None;
+                    for notification in conn.notifications_iter() {
+                        match notification {
+                            Ok(_) => news = true,
+                            Err(e) => {
+                                broken = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if !heard(news) {
+                        return;
+                    }
+                    if let Some(e) = broken {
+                        log::warn!("the change listener lost {described} ({e}); reconnecting");
+                        break;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the change listener: {e}");
+    }
+}

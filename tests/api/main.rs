@@ -9,6 +9,7 @@ mod errors;
 mod files;
 mod forged_tokens;
 mod helpers;
+mod instances;
 mod keys;
 mod logs;
 mod postgres;

@@ -96,11 +96,9 @@ fn apply(state: &AppState, rows: &[changes::ChangeRow]) -> bool {
                     state.revocations.insert_all([row.subject.clone()], now);
                 }
             }
-            Some(Kind::User) => {
-                if state.users.get(&row.subject).is_some() {
-                    state.users.forget(&row.subject);
-                }
-            }
+            // Forgotten whether cached or not: forgetting also tells a
+            // read of the old row that is still under way not to cache it.
+            Some(Kind::User) => state.users.forget(&row.subject),
             Some(Kind::Keys) => keys_changed = true,
             None => log::warn!("unknown change kind {:?} in the feed", row.kind),
         }
@@ -151,24 +149,38 @@ async fn maintain(state: web::Data<AppState>) {
         let window = state.keys.verify_window();
         let throttle = state.throttle.clone();
         let _ring = state.key_updates.lock().await;
-        let result = state
+        // The key ring first, in a transaction of its own: a retirement
+        // goes into the change feed, whose lock no sweep should hold.
+        let retired = state
             .write(move |conn| {
                 let retired = keys::retire_expired(conn, now.naive_utc(), window)?;
-                // A margin past the window, so a row outlives its last token.
-                let swept =
-                    sessions::sweep(conn, (now - window - TimeDelta::minutes(1)).naive_utc())?;
-                console_sessions::sweep(conn, now.naive_utc())?;
-                throttle.sweep(conn, now.naive_utc())?;
-                // Every instance has read a change long before this.
-                changes::sweep(conn, (now - FEED_KEPT).naive_utc())?;
                 let rows = if retired > 0 {
                     Some(key_store::all(conn)?)
                 } else {
                     None
                 };
-                Ok::<_, ServiceError>((rows, swept))
+                Ok::<_, ServiceError>(rows)
             })
             .await;
+        let result = match retired {
+            Ok(rows) => {
+                state
+                    .write(move |conn| {
+                        // A margin past the window, so a row outlives its last token.
+                        let swept = sessions::sweep(
+                            conn,
+                            (now - window - TimeDelta::minutes(1)).naive_utc(),
+                        )?;
+                        console_sessions::sweep(conn, now.naive_utc())?;
+                        throttle.sweep(conn, now.naive_utc())?;
+                        // Every instance has read a change long before this.
+                        changes::sweep(conn, (now - FEED_KEPT).naive_utc())?;
+                        Ok::<_, ServiceError>((rows, swept))
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok((rows, swept)) => {
                 if let Some(Err(e)) = rows.map(|rows| state.keys.replace(&rows)) {

@@ -27,22 +27,84 @@ pub enum Database {
 
 impl Database {
     /// The store as a log line or a message may name it: a PostgreSQL URL
-    /// without its password.
+    /// as scheme, user, host and database, without its password or any
+    /// parameter (`?password=` is one libpq reads).
     pub fn describe(&self) -> String {
         match self {
             Database::Sqlite { path } => path.clone(),
-            Database::Postgres { url } => match url.split_once("://") {
-                Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Database::Postgres { url } => {
+                let Some((scheme, rest)) = url.split_once("://") else {
+                    return "postgres://…".into();
+                };
+                let rest = rest.split(['?', '#']).next().unwrap_or("");
+                match rest.rsplit_once('@') {
                     Some((credentials, host)) => {
                         let user = credentials.split(':').next().unwrap_or("");
                         format!("{scheme}://{user}@{host}")
                     }
-                    None => url.clone(),
-                },
-                None => url.clone(),
-            },
+                    None => format!("{scheme}://{rest}"),
+                }
+            }
         }
     }
+
+    /// `message` with every password of this URL (in the user part or a
+    /// `password=` parameter, as written or percent-decoded) replaced by
+    /// `***`: libpq repeats parts of a URL it cannot read in its errors.
+    pub fn scrub(&self, message: &str) -> String {
+        let Database::Postgres { url } = self else {
+            return message.to_owned();
+        };
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let mut secrets: Vec<String> = Vec::new();
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((credentials, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = credentials.split_once(':')
+        {
+            secrets.push(password.to_owned());
+        }
+        if let Some((_, query)) = rest.split_once('?') {
+            for pair in query.split('&') {
+                if let Some((key, value)) = pair.split_once('=')
+                    && key.ends_with("password")
+                {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+        let mut scrubbed = message.to_owned();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            scrubbed = scrubbed.replace(secret.as_str(), "***");
+            let decoded = percent_decode(secret);
+            if !decoded.is_empty() {
+                scrubbed = scrubbed.replace(decoded.as_str(), "***");
+            }
+        }
+        scrubbed
+    }
+}
+
+/// `%41` as `A`; anything malformed is kept as it is.
+fn percent_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl fmt::Debug for Database {
@@ -512,6 +574,12 @@ mod tests {
         );
         assert_eq!(pg.describe(), "postgres://app@db:5432/latchkey");
         assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(pg.scrub("bad token: \"s3cret\""), "bad token: \"***\"");
+        let in_query = Database::Postgres {
+            url: "postgres://db/latchkey?user=app&password=p%40ss&sslmode=disable".into(),
+        };
+        assert_eq!(in_query.describe(), "postgres://db/latchkey");
+        assert_eq!(in_query.scrub("near p%40ss and p@ss"), "near *** and ***");
         assert_eq!(
             parse(&[("DATABASE_URL", "postgresql://")])
                 .unwrap_err()

@@ -51,7 +51,10 @@ impl ChangeRow {
 /// Records changes inside the caller's write transaction. On PostgreSQL it
 /// takes the feed's lock first, so that ids become visible in the order
 /// they were given out (a reader never skips one committed late), and
-/// notifies the listeners, who hear it when the transaction commits.
+/// notifies the listeners, who hear it when the transaction commits. Call
+/// it last in the transaction: the lock is held to the commit, and a
+/// transaction that asked for row locks after taking it could deadlock
+/// with one that waits for it while holding those rows.
 pub fn record(
     conn: &mut DbConnection,
     kind: Kind,
@@ -123,10 +126,14 @@ pub fn listen(database: &crate::config::Database, heard: impl Fn(bool) -> bool +
         return;
     };
     let url = url.clone();
+    let database = database.clone();
     let described = database.describe();
     let spawned = std::thread::Builder::new()
         .name("latchkey-listen".into())
         .spawn(move || {
+            // Doubles up to half a minute while the server stays away; the
+            // feed is still read every second meanwhile.
+            let mut backoff = Duration::from_secs(1);
             loop {
                 let connected = PgConnection::establish(&url)
                     .map_err(|e| e.to_string())
@@ -139,14 +146,28 @@ pub fn listen(database: &crate::config::Database, heard: impl Fn(bool) -> bool +
                 let mut conn = match connected {
                     Ok(conn) => conn,
                     Err(e) => {
-                        log::warn!("listening for changes on {described} failed ({e}); will retry");
-                        if !heard(false) {
-                            return;
+                        if backoff == Duration::from_secs(1) {
+                            let e =
+                                database.scrub(&e.split_whitespace().collect::<Vec<_>>().join(" "));
+                            log::warn!(
+                                "listening for changes on {described} failed ({e}); will retry"
+                            );
                         }
-                        std::thread::sleep(Duration::from_secs(1));
+                        let waited = std::time::Instant::now();
+                        while waited.elapsed() < backoff {
+                            if !heard(false) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
                         continue;
                     }
                 };
+                if backoff > Duration::from_secs(1) {
+                    log::info!("listening for changes on {described} again");
+                }
+                backoff = Duration::from_secs(1);
                 if !heard(true) {
                     return;
                 }
@@ -167,6 +188,7 @@ pub fn listen(database: &crate::config::Database, heard: impl Fn(bool) -> bool +
                         return;
                     }
                     if let Some(e) = broken {
+                        let e = database.scrub(&e.to_string());
                         log::warn!("the change listener lost {described} ({e}); reconnecting");
                         break;
                     }

@@ -96,7 +96,9 @@ impl From<DieselError> for StoreError {
             ) => StoreError::Busy(info.message().to_owned()),
             DieselError::DatabaseError(_, info)
                 if info.message().contains("database is locked")
-                    || info.message().contains("database is busy") =>
+                    || info.message().contains("database is busy")
+                    || info.message().contains("lock timeout")
+                    || info.message().contains("statement timeout") =>
             {
                 StoreError::Busy(info.message().to_owned())
             }
@@ -164,7 +166,15 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
                      PRAGMA cache_size = -1024;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError),
-            DbConnection::Postgres(_) => Ok(()),
+            // A session left idle in a transaction (a frozen client, a
+            // partition) must not hold its locks, nor a statement wait on
+            // one, for longer than a request is worth.
+            DbConnection::Postgres(conn) => conn
+                .batch_execute(
+                    "SET idle_in_transaction_session_timeout = '30s'; \
+                     SET lock_timeout = '10s'; SET statement_timeout = '30s';",
+                )
+                .map_err(diesel::r2d2::Error::QueryError),
         }
     }
 }
@@ -178,8 +188,12 @@ pub fn connect(database: &Database, size: u32) -> Result<DbPool, String> {
         // One try first, so that a server that is not there is one clear
         // line now, not a pool retrying until its timeout.
         Database::Postgres { url } => {
-            PgConnection::establish(url)
-                .map_err(|e| format!("cannot connect to {described}: {}", one_line(&e)))?;
+            PgConnection::establish(url).map_err(|e| {
+                format!(
+                    "cannot connect to {described}: {}",
+                    database.scrub(&one_line(&e))
+                )
+            })?;
         }
     }
     Pool::builder()
@@ -189,7 +203,7 @@ pub fn connect(database: &Database, size: u32) -> Result<DbPool, String> {
         .build(Manager {
             database: database.clone(),
         })
-        .map_err(|e| format!("cannot open {described}: {}", one_line(&e)))
+        .map_err(|e| format!("cannot open {described}: {}", database.scrub(&one_line(&e))))
 }
 
 /// An error as one line (libpq's messages span several).

@@ -167,12 +167,14 @@ where
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }
             users::set_last_login(conn, &user.id, now)?;
-            changes::record(conn, changes::Kind::User, &[user.id.as_str()], now)?;
             Event::new(user.id.as_str(), "login", Outcome::Ok)
                 .target(user.id.as_str())
                 .client(&client)
                 .write(conn, now)?;
             let opened = open(conn, &user)?;
+            // Last, as in every transaction that writes the change feed:
+            // its lock is then held only to the commit.
+            changes::record(conn, changes::Kind::User, &[user.id.as_str()], now)?;
             let user = UserRow {
                 last_login_at: Some(now),
                 ..user

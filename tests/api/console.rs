@@ -633,3 +633,41 @@ async fn the_user_table_sorts_and_pages_and_the_audit_log_pages_too() {
     assert_eq!(rows(&older), 5, "54 creations and the ADMIN_EMAIL admin's");
     assert_eq!(console.get("/admin/audit?before=x").await.status(), 400);
 }
+
+#[tokio::test]
+async fn a_search_keeps_each_sort_order() {
+    let app = spawn_app().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let email = |name: &str| format!("{name}-{tag}@sorting.example");
+    for name in ["bravo", "alpha", "charlie"] {
+        let body = json!({ "first_name": "Sort", "last_name": "Check", "email": email(name),
+                           "password": PASSWORD });
+        assert_eq!(app.post("/api/user", None, &body).await.status(), 201);
+    }
+    app.sign_in(&email("charlie"), PASSWORD).await;
+    app.sign_in(&email("bravo"), PASSWORD).await;
+    let console = Console::signed_in_admin(&app).await;
+    let order = |html: &str| -> Vec<&'static str> {
+        let mut found: Vec<(usize, &'static str)> = ["alpha", "bravo", "charlie"]
+            .into_iter()
+            .map(|name| (html.find(&email(name)).expect(name), name))
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, name)| name).collect()
+    };
+    let page = |sort: &str| format!("/admin/users?q={tag}&sort={sort}");
+    assert_eq!(
+        order(&console.page(&page("email")).await),
+        ["alpha", "bravo", "charlie"]
+    );
+    assert_eq!(
+        order(&console.page(&page("created")).await),
+        ["charlie", "alpha", "bravo"],
+        "newest first"
+    );
+    assert_eq!(
+        order(&console.page(&page("last_login")).await),
+        ["bravo", "charlie", "alpha"],
+        "latest sign-in first, never signed in last"
+    );
+}

@@ -199,28 +199,38 @@ pub fn list(conn: &mut DbConnection, filter: &UserFilter) -> QueryResult<Vec<Use
 /// A search on PostgreSQL. Its planner assumes matches are spread evenly
 /// through the listing's order, and walks that order's index for a term
 /// whose few matches all lie far down it (a million rows read for one
-/// page). So the matches are asked for first, in no order, which the
-/// trigram index serves: at most [`FEW_MATCHES`] of them are sorted here;
-/// more are spread widely enough for the ordered walk.
+/// page). So the matching ids are asked for first, in no order, which the
+/// trigram index serves: up to [`PG_FEW_MATCHES`] of them are read and
+/// sorted here; a term with more is common enough for the ordered walk to
+/// fill a page soon (the worst case left: very many matches, all far down).
 fn postgres_search(
     conn: &mut PgConnection,
     filter: &UserFilter,
     pattern: String,
 ) -> QueryResult<Vec<UserRow>> {
-    let mut matches: Vec<UserRow> = filtered!(filter, Some(pattern.clone()), Pg)
-        .select(UserRow::as_select())
-        .limit(FEW_MATCHES + 1)
+    let ids: Vec<UserId> = filtered!(filter, Some(pattern.clone()), Pg)
+        .select(users::id)
+        .limit(PG_FEW_MATCHES + 1)
         .load(conn)?;
-    if matches.len() as i64 > FEW_MATCHES {
+    if ids.len() as i64 > PG_FEW_MATCHES {
         return ordered!(filter, Some(pattern), Pg, postgres)
             .select(UserRow::as_select())
             .limit(filter.limit)
             .load(conn);
     }
+    // By primary key, in no order: nothing for the planner to walk.
+    let mut matches: Vec<UserRow> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select(UserRow::as_select())
+        .load(conn)?;
     matches.sort_by(|a, b| listing_order(filter.sort, a, b));
     matches.truncate(usize::try_from(filter.limit).unwrap_or(0));
     Ok(matches)
 }
+
+/// Up to this many matches, a PostgreSQL search reads them all (ids
+/// first, then the rows by key) and sorts them here.
+const PG_FEW_MATCHES: i64 = 20_000;
 
 /// The listing's order, as the SQL of `ordered!` sorts (ids and emails byte
 /// by byte, as their `COLLATE "C"` columns compare).

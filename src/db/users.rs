@@ -197,17 +197,32 @@ pub fn list(conn: &mut DbConnection, filter: &UserFilter) -> QueryResult<Vec<Use
 }
 
 /// A search on PostgreSQL. Its planner assumes matches are spread evenly
-/// through the listing's order, and walks that order's index for a term
-/// whose few matches all lie far down it (a million rows read for one
-/// page). So the matching ids are asked for first, in no order, which the
-/// trigram index serves: up to [`PG_FEW_MATCHES`] of them are read and
-/// sorted here; a term with more is common enough for the ordered walk to
-/// fill a page soon (the worst case left: very many matches, all far down).
+/// through the listing's order, so it walks that order's index and keeps
+/// the rows that match: a page at once for a common term, but a million
+/// rows read for one whose few matches all lie far down the list. So the
+/// walk gets [`PG_WALK_BUDGET_MS`]; past it, the matching ids are read in
+/// no order (the trigram index serves that), then up to [`PG_FEW_MATCHES`]
+/// rows by key, sorted here. A term with more matches than that walks
+/// without a limit (the worst case left: very many matches, all far down).
 fn postgres_search(
     conn: &mut PgConnection,
     filter: &UserFilter,
     pattern: String,
 ) -> QueryResult<Vec<UserRow>> {
+    let walked = conn.transaction(|conn| {
+        diesel::sql_query("SELECT set_config('statement_timeout', $1, true)")
+            .bind::<Text, _>(PG_WALK_BUDGET_MS.to_string())
+            .execute(conn)?;
+        ordered!(filter, Some(pattern.clone()), Pg, postgres)
+            .select(UserRow::as_select())
+            .limit(filter.limit)
+            .load(conn)
+    });
+    match walked {
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("statement timeout") => {}
+        done => return done,
+    }
     let ids: Vec<UserId> = filtered!(filter, Some(pattern.clone()), Pg)
         .select(users::id)
         .limit(PG_FEW_MATCHES + 1)
@@ -228,8 +243,12 @@ fn postgres_search(
     Ok(matches)
 }
 
-/// Up to this many matches, a PostgreSQL search reads them all (ids
-/// first, then the rows by key) and sorts them here.
+/// How long the ordered walk of a PostgreSQL search may take, in
+/// milliseconds, before the search reads its matches the other way.
+const PG_WALK_BUDGET_MS: u32 = 50;
+
+/// Up to this many matches, a PostgreSQL search that gave up walking
+/// reads them all (ids first, then the rows by key) and sorts them here.
 const PG_FEW_MATCHES: i64 = 20_000;
 
 /// The listing's order, as the SQL of `ordered!` sorts (ids and emails byte

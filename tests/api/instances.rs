@@ -56,7 +56,7 @@ pub fn nginx_config(dir: &Path, listen: u16, upstreams: &[&str]) -> String {
             )
         })
         .collect();
-    let root = if running_as_root() {
+    let root = if crate::postgres::running_as_root() {
         "user root;\n"
     } else {
         ""
@@ -95,14 +95,6 @@ http {{
     )
 }
 
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn nginx() -> PathBuf {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .iter()
@@ -113,11 +105,7 @@ fn nginx() -> PathBuf {
 
 fn start_balancer(upstreams: &[&str]) -> Balancer {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::postgres::free_port();
     let config = dir.path().join("nginx.conf");
     std::fs::write(&config, nginx_config(dir.path(), port, upstreams)).unwrap();
     let child = Command::new(nginx())

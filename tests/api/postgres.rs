@@ -54,7 +54,8 @@ fn bin(name: &str) -> PathBuf {
         .map_or_else(|| PathBuf::from(name), |(_, program)| program)
 }
 
-fn running_as_root() -> bool {
+/// Whether the tests run as root (PostgreSQL and nginx need telling).
+pub fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -73,7 +74,8 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -558,17 +558,17 @@ async fn main() {
     let mut cross_ms = Vec::new();
     if on_postgres {
         let (other, _) = start(&db, false);
+        let me_there = |t: &str| {
+            let request = http
+                .get(format!("{}/api/user/me", other.base))
+                .bearer_auth(t)
+                .send();
+            async move { request.await.unwrap().status() }
+        };
         for n in 0..60 {
             let tokens = login(&http, &base, &format!("user{}@load.example", 300 + n)).await;
             let t = tokens["access_token"].as_str().unwrap().to_owned();
-            let seen = http
-                .get(format!("{}/api/user/me", other.base))
-                .bearer_auth(&t)
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert_eq!(seen, 200);
+            assert_eq!(me_there(&t).await, 200);
             http.post(format!("{base}/api/user/logout"))
                 .bearer_auth(&t)
                 .send()
@@ -576,14 +576,7 @@ async fn main() {
                 .unwrap();
             let logged_out = Instant::now();
             loop {
-                let status = http
-                    .get(format!("{}/api/user/me", other.base))
-                    .bearer_auth(&t)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                if status == 401 || logged_out.elapsed() > Duration::from_secs(5) {
+                if me_there(&t).await == 401 || logged_out.elapsed() > Duration::from_secs(5) {
                     break;
                 }
             }

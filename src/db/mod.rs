@@ -318,9 +318,12 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DieselError>,
 {
-    per_backend!(&mut *conn, |c| {
-        AnsiTransactionManager::begin_transaction_sql(c, begin_sql(c))?
-    });
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
     match work(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
@@ -333,23 +336,6 @@ where
             }
         }
     }
-}
-
-/// How a write transaction begins on each backend.
-trait BeginWrite {
-    const BEGIN: &'static str;
-}
-
-impl BeginWrite for SqliteConnection {
-    const BEGIN: &'static str = "BEGIN IMMEDIATE";
-}
-
-impl BeginWrite for PgConnection {
-    const BEGIN: &'static str = "BEGIN";
-}
-
-fn begin_sql<C: BeginWrite>(_: &C) -> &'static str {
-    C::BEGIN
 }
 
 /// A lock on a kind of change, held to the end of the write transaction

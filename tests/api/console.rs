@@ -12,7 +12,7 @@ pub struct Console<'a> {
     client: reqwest::Client,
 }
 
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = html
         .find(marker)

@@ -477,15 +477,13 @@ async fn shared_state_holds_across_instances() {
         .text()
         .await
         .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = login_page.find(marker).unwrap() + marker.len();
-    let csrf = &login_page[start..start + login_page[start..].find('"').unwrap()];
+    let csrf = crate::console::csrf_of(&login_page);
     let signed_in = console
         .post(fleet.url("/admin/login"))
         .form(&[
             ("email", ADMIN_EMAIL),
             ("password", ADMIN_PASSWORD),
-            ("csrf_token", csrf),
+            ("csrf_token", &csrf),
         ])
         .send()
         .await

@@ -3,6 +3,7 @@
 //! the server running or not; a running server notices their changes within
 //! a second (it watches the store for revocations and key changes).
 
+use crate::audit::{Event, Outcome};
 use crate::client::ClientInfo;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, Database, Settings};
@@ -12,6 +13,7 @@ use crate::service::sessions::Whose;
 use crate::service::{Actor, ServiceError, keys, passwords, sessions, users};
 use crate::state::AppState;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +57,19 @@ pub enum Command {
     Backup {
         /// Where the copy goes; it must not exist yet.
         path: PathBuf,
+    },
+    /// Copy a whole store into a new, empty database: move a SQLite store
+    /// to PostgreSQL (or back). Stop the servers on the old store first;
+    /// what they write during the copy is not copied.
+    MigrateStore {
+        /// The store to copy: a SQLite file (path or sqlite://path) or a
+        /// postgres:// URL. It is brought up to date first.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The new store: created and migrated if need be; it must hold no
+        /// users, keys or audit entries yet.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
     /// Exit 0 when the server at BIND_ADDRESS answers /readyz (for
     /// container health checks), 1 otherwise.
@@ -187,6 +202,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
             command: SessionsCommand::RevokeAll { email },
         } => revoke_all_sessions(settings, email.as_deref()).await,
         Command::Backup { path } => backup(&settings, &path),
+        Command::MigrateStore { from, to } => migrate_store(&from, &to),
         Command::Healthcheck => healthcheck(&settings.bind_address),
     }
 }
@@ -295,6 +311,50 @@ fn backup(settings: &Settings, path: &Path) -> Result<String, CliError> {
     let mut conn = pool.get().map_err(|e| CliError::Failed(e.to_string()))?;
     db::backup(&mut conn, target).map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
     Ok(format!("wrote a copy of the store to {target}"))
+}
+
+fn migrate_store(from: &str, to: &str) -> Result<String, CliError> {
+    let source = Database::from_url(from, "--from")?;
+    let target = Database::from_url(to, "--to")?;
+    if source == target {
+        return Err(CliError::Config(
+            "--from and --to name the same store".into(),
+        ));
+    }
+    // Opening a SQLite path creates the file: a mistyped source would be
+    // an empty store copied without a word.
+    if let Database::Sqlite { path } = &source
+        && !Path::new(path).is_file()
+    {
+        return Err(CliError::Config(format!(
+            "--from: there is no store at {path}"
+        )));
+    }
+    let open = |database: &Database, flag: &str| {
+        let pool = db::connect(database, 1)
+            .and_then(|pool| db::migrate(&pool).map(|()| pool))
+            .map_err(|why| CliError::Config(format!("{flag}: {why}")))?;
+        pool.get()
+            .map_err(|e| CliError::Config(format!("{flag}: {}", database.scrub(&e.to_string()))))
+    };
+    let (mut from_conn, mut to_conn) = (open(&source, "--from")?, open(&target, "--to")?);
+    let now = crate::clock::Clock::now(&SystemClock).naive_utc();
+    let copied = db::copy::copy_store(&mut from_conn, &mut to_conn, |conn, copied| {
+        Event::new(CLI, "store.copy", Outcome::Ok)
+            .detail(json!({ "from": source.describe(), "copied": copied }))
+            .write(conn, now)
+    })
+    .map_err(|e| {
+        CliError::Failed(format!(
+            "nothing was copied: {}",
+            target.scrub(&e.to_string())
+        ))
+    })?;
+    Ok(format!(
+        "copied {copied} from {} to {}",
+        source.describe(),
+        target.describe()
+    ))
 }
 
 /// `GET /readyz` on the local server, with nothing but the standard library.

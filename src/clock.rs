@@ -2,11 +2,18 @@
 //! expiry, session lifetimes, the reuse grace window, throttling windows,
 //! key retirement). Tests that need time to pass inject a [`ManualClock`].
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use std::sync::Mutex;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock to the microsecond: what both backends keep (SQLite
+/// would keep nanoseconds, PostgreSQL rounds them), so a time read back
+/// from either store equals the time that was written.
+fn wall_clock() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 /// The wall clock.
@@ -15,7 +22,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        wall_clock()
     }
 }
 
@@ -40,6 +47,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+        wall_clock() + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -26,6 +26,37 @@ pub enum Database {
 }
 
 impl Database {
+    /// The store a URL names, as `DATABASE_URL` takes it; `name` is what
+    /// an error calls the setting (`DATABASE_URL`, `--from`).
+    pub fn from_url(url: &str, name: &'static str) -> Result<Database, ConfigError> {
+        let url = url.to_owned();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+            if rest.is_empty() {
+                return Err(invalid(
+                    name,
+                    &url,
+                    "a PostgreSQL URL (postgres://user:password@host:port/database)",
+                ));
+            }
+            return Ok(Database::Postgres { url });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(&url);
+        if path.is_empty() || path.contains("://") {
+            return Err(invalid(
+                name,
+                &url,
+                "a SQLite file path, a sqlite:// URL or a postgres:// URL",
+            ));
+        }
+        Ok(Database::Sqlite {
+            path: path.to_owned(),
+        })
+    }
+
     /// The store as a log line or a message may name it: a PostgreSQL URL
     /// as scheme, user, host and database, without its password or any
     /// parameter (`?password=` is one libpq reads).
@@ -400,32 +431,10 @@ fn bind_address(value: Option<String>) -> Result<String, ConfigError> {
 }
 
 fn database(url: Option<String>) -> Result<Database, ConfigError> {
-    let url = url.unwrap_or_else(|| "data/latchkey.db".into());
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-        if rest.is_empty() {
-            return Err(invalid(
-                "DATABASE_URL",
-                &url,
-                "a PostgreSQL URL (postgres://user:password@host:port/database)",
-            ));
-        }
-        return Ok(Database::Postgres { url });
-    }
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(&url);
-    if path.is_empty() || path.contains("://") {
-        return Err(invalid(
-            "DATABASE_URL",
-            &url,
-            "a SQLite file path, a sqlite:// URL or a postgres:// URL",
-        ));
-    }
-    Ok(Database::Sqlite {
-        path: path.to_owned(),
-    })
+    Database::from_url(
+        &url.unwrap_or_else(|| "data/latchkey.db".into()),
+        "DATABASE_URL",
+    )
 }
 
 fn secret_key(value: Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {

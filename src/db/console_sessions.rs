@@ -6,7 +6,7 @@ use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = console_sessions)]
 pub struct ConsoleSessionRow {
     pub key_hash: String,

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod changes;
 pub mod console_sessions;
+pub mod copy;
 pub mod keys;
 pub mod models;
 pub mod refresh_tokens;
@@ -318,11 +319,40 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DieselError>,
 {
+    transaction(conn, "BEGIN IMMEDIATE", "BEGIN", work)
+}
+
+/// One read-only transaction that sees a single snapshot of the whole
+/// store, however long it takes and whatever commits meanwhile (SQLite's
+/// WAL gives a deferred transaction that; PostgreSQL needs repeatable read).
+pub fn snapshot<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    transaction(
+        conn,
+        "BEGIN DEFERRED",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        work,
+    )
+}
+
+/// `work` in a transaction begun with the backend's statement; committed
+/// when it returns `Ok`, rolled back otherwise.
+fn transaction<T, E, F>(
+    conn: &mut DbConnection,
+    sqlite: &str,
+    postgres: &str,
+    work: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
     match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
-        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, sqlite)?,
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(c, postgres)?,
     }
     match work(conn) {
         Ok(value) => {

@@ -10,7 +10,7 @@ use crate::domain::{KeyState, Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: UserId,
@@ -59,7 +59,7 @@ pub fn search_text(email: &str, first_name: &str, last_name: &str) -> String {
     format!("{}\u{1f}{}\u{1f}{}", email, first_name, last_name).to_lowercase()
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: String,
@@ -94,7 +94,7 @@ pub struct NewSessionRow<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshTokenRow {
     pub token_hash: String,
@@ -132,7 +132,7 @@ impl std::fmt::Debug for SigningKeyRow {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub id: i32,

@@ -74,6 +74,7 @@ async fn every_command_has_help() {
         &["keys", "rotate", "--help"],
         &["sessions", "revoke-all", "--help"],
         &["backup", "--help"],
+        &["migrate-store", "--help"],
         &["healthcheck", "--help"],
     ] {
         let output = latchkey(&app, args, "");

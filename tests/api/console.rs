@@ -31,6 +31,14 @@ impl<'a> Console<'a> {
         Self { app, client }
     }
 
+    /// The same browser, cookies and all, pointed at another app.
+    pub fn on<'b>(&self, app: &'b TestApp) -> Console<'b> {
+        Console {
+            app,
+            client: self.client.clone(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.app.url(path)).send().await.unwrap()
     }

@@ -12,6 +12,7 @@ mod helpers;
 mod instances;
 mod keys;
 mod logs;
+mod migrate_store;
 mod postgres;
 mod properties;
 mod readme;

@@ -167,3 +167,85 @@ async fn what_one_instance_revokes_or_rotates_holds_on_another_within_a_second()
          rotation {rotation_seen:?}"
     );
 }
+
+/// Polls `check` every 50 ms until it holds; fails past `limit`.
+async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_gives_503_and_the_instances_recover_when_it_returns() {
+    use std::time::Duration;
+    // A server of this test's own: stopping the suite's would fail others.
+    let cluster = crate::postgres::Cluster::start();
+    let url = cluster.new_database(true);
+    let first = spawn_app_with(&[("DATABASE_URL", &url)]).await;
+    let second = first.restart_with(&[]).await;
+    let user = first.new_user().await;
+    let status = |app: &TestApp, path: &str| {
+        let request = app.client.get(app.url(path)).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&first, "/readyz").await, 200);
+
+    cluster.stop();
+    for app in [&first, &second] {
+        eventually("/readyz says 503", Duration::from_secs(10), || async {
+            status(app, "/readyz").await == 503
+        })
+        .await;
+        // What needs the store is refused clearly; nothing is lost or
+        // half-done, nothing panics.
+        let login = app.login(&user.email, PASSWORD).await;
+        let problem = assert_problem(login, 503).await;
+        assert!(problem["detail"].is_string(), "{problem}");
+        assert_problem(app.register(&unique_email(), PASSWORD).await, 503).await;
+        assert_problem(app.refresh(&user.refresh_token).await, 503).await;
+    }
+
+    cluster.resume();
+    for app in [&first, &second] {
+        eventually(
+            "/readyz says 200 again",
+            Duration::from_secs(10),
+            || async { status(app, "/readyz").await == 200 },
+        )
+        .await;
+    }
+    // Both serve again: the refresh token refused during the outage was
+    // not spent, and what one instance revokes holds on the other within a
+    // second (the change listener came back too).
+    let refreshed = first.refresh(&user.refresh_token).await;
+    assert_eq!(refreshed.status(), 200, "the chain survived the outage");
+    let access = json_body(refreshed).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        second.get("/api/user/me", Some(&access)).await.status(),
+        200
+    );
+    let registered = second.register(&unique_email(), PASSWORD).await;
+    assert_eq!(registered.status(), 201);
+    let logout = second
+        .client
+        .post(second.url("/api/user/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    within_a_second(
+        "a logout after the outage, on the other instance",
+        || async { first.get("/api/user/me", Some(&access)).await.status() == 401 },
+    )
+    .await;
+}

@@ -23,12 +23,15 @@ pub fn on_postgres() -> bool {
     }
 }
 
-struct Cluster {
+/// A PostgreSQL server of the tests' own, with a template database that
+/// is migrated.
+pub struct Cluster {
     port: u16,
     _dir: tempfile::TempDir,
-    /// The shell that stops the server once this process lets go of its
-    /// standard input.
-    _keeper: Mutex<Child>,
+    /// The shell that runs the server: it stops and starts it again on
+    /// the lines `stop` and `start`, and stops it for good once this
+    /// process lets go of its standard input.
+    keeper: Mutex<Child>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -124,9 +127,13 @@ fn start() -> Cluster {
         data.display(),
         dir.path().display(),
     );
+    let log = dir.path().join("server.log");
+    let serve = format!("{server} >>'{}' 2>&1 & pid=$!", log.display());
+    // SIGINT is PostgreSQL's fast shutdown: clients are cut off at once.
     let script = format!(
-        "{server} >'{log}' 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid",
-        log = dir.path().join("server.log").display()
+        "{serve}; while read command; do case $command in \
+         stop) kill -INT $pid; wait $pid;; start) {serve};; esac; done; \
+         kill -INT $pid; wait $pid"
     );
     let keeper = as_postgres(Path::new("sh"))
         .arg("-c")
@@ -134,22 +141,7 @@ fn start() -> Cluster {
         .stdin(Stdio::piped())
         .spawn()
         .expect("the server starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "PostgreSQL did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Accepting connections is not yet accepting queries; ask until it does.
-    let mut admin = loop {
-        use diesel::Connection;
-        match diesel::PgConnection::establish(&url(port, "postgres")) {
-            Ok(conn) => break conn,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "PostgreSQL is not ready: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let mut admin = ready(port);
     execute(&mut admin, &format!("CREATE DATABASE {TEMPLATE}"));
     let database = latchkey::config::Database::Postgres {
         url: url(port, TEMPLATE),
@@ -160,7 +152,79 @@ fn start() -> Cluster {
     Cluster {
         port,
         _dir: dir,
-        _keeper: Mutex::new(keeper),
+        keeper: Mutex::new(keeper),
+    }
+}
+
+/// Waits (up to 30 s) until the server on `port` answers queries, and
+/// returns a connection to its `postgres` database.
+fn ready(port: u16) -> diesel::PgConnection {
+    use diesel::Connection;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "PostgreSQL did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Accepting connections is not yet accepting queries; ask until it does.
+    loop {
+        match diesel::PgConnection::establish(&url(port, "postgres")) {
+            Ok(conn) => return conn,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "PostgreSQL is not ready: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// A server of its own, for a test that stops it.
+    pub fn start() -> Cluster {
+        start()
+    }
+
+    fn tell(&self, command: &str) {
+        use std::io::Write;
+        let mut keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner());
+        let stdin = keeper.stdin.as_mut().expect("the keeper's input");
+        writeln!(stdin, "{command}").expect("the keeper listens");
+    }
+
+    /// Stops the server (fast shutdown: every connection is cut) and waits
+    /// until its port refuses connections.
+    pub fn stop(&self) {
+        self.tell("stop");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the stopped server again and waits until it answers.
+    pub fn resume(&self) {
+        self.tell("start");
+        ready(self.port);
+    }
+
+    /// A new database of its own on this server, cloned from the migrated
+    /// template (or empty), and its URL.
+    pub fn new_database(&self, migrated: bool) -> String {
+        use diesel::Connection;
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&url(self.port, "postgres"))
+            .expect("the cluster answers");
+        // One clone of the template at a time: PostgreSQL refuses a second
+        // while the first is copying.
+        static CLONING: Mutex<()> = Mutex::new(());
+        let _one = CLONING.lock().unwrap_or_else(|e| e.into_inner());
+        let from = if migrated {
+            format!(" TEMPLATE {TEMPLATE}")
+        } else {
+            String::new()
+        };
+        execute(&mut admin, &format!("CREATE DATABASE {name}{from}"));
+        url(self.port, &name)
     }
 }
 
@@ -177,26 +241,15 @@ fn execute(conn: &mut diesel::PgConnection, sql: &str) {
 
 /// A new database of its own, migrated, and its URL.
 pub fn new_database() -> String {
-    create_database(Some(TEMPLATE))
+    create_database(true)
 }
 
 /// A new empty database (not migrated), and its URL; the cluster is
 /// started if no test started it yet, whichever backend the suite runs on.
 pub fn new_empty_database() -> String {
-    create_database(None)
+    create_database(false)
 }
 
-fn create_database(template: Option<&str>) -> String {
-    use diesel::Connection;
-    let cluster = CLUSTER.get_or_init(start);
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = diesel::PgConnection::establish(&url(cluster.port, "postgres"))
-        .expect("the cluster answers");
-    // One clone of the template at a time: PostgreSQL refuses a second
-    // while the first is copying.
-    static CLONING: Mutex<()> = Mutex::new(());
-    let _one = CLONING.lock().unwrap_or_else(|e| e.into_inner());
-    let from = template.map_or(String::new(), |t| format!(" TEMPLATE {t}"));
-    execute(&mut admin, &format!("CREATE DATABASE {name}{from}"));
-    url(cluster.port, &name)
+fn create_database(migrated: bool) -> String {
+    CLUSTER.get_or_init(start).new_database(migrated)
 }

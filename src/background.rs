@@ -16,6 +16,12 @@ use tokio::sync::Notify;
 /// takes to read it (a second), short enough to stay small.
 const FEED_KEPT: TimeDelta = TimeDelta::minutes(10);
 
+/// An instance that has not read the feed for this long (it was paused,
+/// or cut off from the store while others went on) may have missed rows
+/// that the sweep deleted meanwhile: it reloads, from the store itself,
+/// everything the feed tells (revocations, users, keys).
+const RESYNC_AFTER: TimeDelta = TimeDelta::minutes(5);
+
 /// How often expired state is cleaned up (revocation set, keys, sessions).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
@@ -53,12 +59,30 @@ const WATCH_BATCH: i64 = 10_000;
 async fn watch_store(state: web::Data<AppState>, wake: Arc<Notify>) {
     let mut ticker = tokio::time::interval(WATCH_EVERY);
     let mut last = state.feed_start;
+    let mut last_read = state.now();
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = wake.notified() => {}
-        }
+        let ticked = tokio::select! {
+            _ = ticker.tick() => true,
+            _ = wake.notified() => false,
+        };
         let mut keys_changed = false;
+        let away = state.now() - last_read;
+        if away > RESYNC_AFTER {
+            match resync(&state).await {
+                Ok(latest) => {
+                    log::warn!(
+                        "the change feed was not read for {} s; reloaded revocations, users \
+                         and keys from the store",
+                        away.num_seconds()
+                    );
+                    (last, last_read, keys_changed) = (latest, state.now(), true);
+                }
+                Err(e) => {
+                    log::warn!("reloading from the store failed ({e}); will retry");
+                    continue;
+                }
+            }
+        }
         loop {
             let after = last;
             let read = state
@@ -71,6 +95,7 @@ async fn watch_store(state: web::Data<AppState>, wake: Arc<Notify>) {
                     break;
                 }
             };
+            last_read = state.now();
             let Some(newest) = rows.last().map(|row| row.id) else {
                 break;
             };
@@ -80,8 +105,30 @@ async fn watch_store(state: web::Data<AppState>, wake: Arc<Notify>) {
                 break;
             }
         }
-        reload_keys(&state, keys_changed).await;
+        // The ring is also compared with the store once a second, not on
+        // every wake-up: under load those come at every commit.
+        if keys_changed || ticked {
+            reload_keys(&state, keys_changed).await;
+        }
     }
+}
+
+/// What a start does, again: the feed's end, then every revocation still
+/// in force, and no cached user. Changes committed after the end is read
+/// come through the feed. Returns the feed's end.
+async fn resync(state: &AppState) -> Result<i64, ServiceError> {
+    let since = state.revocations.since(state.now()).naive_utc();
+    let (latest, revoked) = state
+        .read(move |conn| {
+            let latest = changes::latest(conn)?;
+            Ok::<_, ServiceError>((latest, sessions::revoked_since(conn, since)?))
+        })
+        .await?;
+    for (id, at) in revoked {
+        state.revocations.insert_all([id], at.and_utc());
+    }
+    state.users.forget_all();
+    Ok(latest)
 }
 
 /// Applies changes read from the feed to this instance's memory; whether
@@ -173,8 +220,9 @@ async fn maintain(state: web::Data<AppState>) {
                         )?;
                         console_sessions::sweep(conn, now.naive_utc())?;
                         throttle.sweep(conn, now.naive_utc())?;
-                        // Every instance has read a change long before this.
-                        changes::sweep(conn, (now - FEED_KEPT).naive_utc())?;
+                        // Every instance has read a change long before this
+                        // (or reloads everything: see RESYNC_AFTER).
+                        changes::sweep(conn, now.naive_utc(), FEED_KEPT)?;
                         Ok::<_, ServiceError>((rows, swept))
                     })
                     .await

@@ -55,6 +55,13 @@ impl UserCache {
         users.insert(user.id.clone(), user);
     }
 
+    /// Forgets every user (this instance may have missed changes).
+    pub fn forget_all(&self) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        users.clear();
+    }
+
     pub fn forget(&self, id: &str) {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -2,9 +2,10 @@
 //! another one (or the command line) revoked or changed.
 
 use super::schema::changes;
-use super::{DbConnection, Serialize, serialize};
-use chrono::NaiveDateTime;
+use super::{DbConnection, Serialize};
+use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Integer, Text};
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +49,15 @@ impl ChangeRow {
     }
 }
 
-/// Records changes inside the caller's write transaction. On PostgreSQL it
-/// takes the feed's lock first, so that ids become visible in the order
-/// they were given out (a reader never skips one committed late), and
-/// notifies the listeners, who hear it when the transaction commits. Call
-/// it last in the transaction: the lock is held to the commit, and a
-/// transaction that asked for row locks after taking it could deadlock
-/// with one that waits for it while holding those rows.
+/// Records changes inside the caller's write transaction. On PostgreSQL
+/// one statement takes the feed's lock before drawing ids, so that ids
+/// become visible in the order they were given out (a reader never skips
+/// one committed late), inserts the rows and notifies the listeners, who
+/// hear it when the transaction commits. Call it last in the transaction:
+/// the lock is held to the commit, and a transaction that asked for row
+/// locks after taking it could deadlock with one that waits for it while
+/// holding those rows. `at` (when the rows may be swept) is the writer's
+/// clock on SQLite, the database server's on PostgreSQL.
 pub fn record(
     conn: &mut DbConnection,
     kind: Kind,
@@ -64,7 +67,26 @@ pub fn record(
     if subjects.is_empty() {
         return Ok(());
     }
-    serialize(conn, Serialize::Changes)?;
+    let conn = match conn {
+        DbConnection::Sqlite(conn) => conn,
+        DbConnection::Postgres(conn) => {
+            // One statement: the lock (taken before any id is drawn), the
+            // rows, the notification.
+            return diesel::sql_query(
+                "WITH locked AS (SELECT pg_advisory_xact_lock($1, $2)), \
+                      notified AS (SELECT pg_notify('latchkey_changes', '')) \
+                 INSERT INTO changes (kind, subject, at) \
+                 SELECT $3, subject, now() AT TIME ZONE 'UTC' \
+                 FROM locked, notified, unnest($4::text[]) AS subject",
+            )
+            .bind::<Integer, _>(Serialize::Changes.key().0)
+            .bind::<Integer, _>(Serialize::Changes.key().1)
+            .bind::<Text, _>(kind.as_str())
+            .bind::<Array<Text>, _>(subjects)
+            .execute(conn)
+            .map(|_| ());
+        }
+    };
     for chunk in subjects.chunks(500) {
         let rows: Vec<_> = chunk
             .iter()
@@ -76,14 +98,8 @@ pub fn record(
                 )
             })
             .collect();
-        // A batch insert is one statement per backend.
-        super::per_backend!(&mut *conn, |c| diesel::insert_into(changes::table)
+        diesel::insert_into(changes::table)
             .values(&rows)
-            .execute(c))?;
-    }
-    if let DbConnection::Postgres(conn) = conn {
-        diesel::sql_query("SELECT pg_notify($1, '')")
-            .bind::<diesel::sql_types::Text, _>(CHANNEL)
             .execute(conn)?;
     }
     Ok(())
@@ -107,9 +123,20 @@ pub fn latest(conn: &mut DbConnection) -> QueryResult<i64> {
         .map(Option::unwrap_or_default)
 }
 
-/// Deletes changes older than `cutoff`: every instance has read them.
-pub fn sweep(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(changes::table.filter(changes::at.lt(cutoff))).execute(conn)
+/// Deletes changes older than `kept`. On PostgreSQL the rows' times are the
+/// database server's (see [`record`]) and so is the cutoff: instances whose
+/// clocks disagree still keep every row as long.
+pub fn sweep(conn: &mut DbConnection, now: NaiveDateTime, kept: TimeDelta) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Sqlite(_) => {
+            diesel::delete(changes::table.filter(changes::at.lt(now - kept))).execute(conn)
+        }
+        DbConnection::Postgres(conn) => diesel::sql_query(
+            "DELETE FROM changes WHERE at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)",
+        )
+        .bind::<diesel::sql_types::Double, _>(kept.num_seconds() as f64)
+        .execute(conn),
+    }
 }
 
 /// On PostgreSQL, listens for commits that recorded changes, on a

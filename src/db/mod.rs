@@ -380,12 +380,19 @@ pub enum Serialize {
     Changes = 3,
 }
 
+impl Serialize {
+    /// The advisory lock's two keys: latchkey's, then this kind's.
+    pub(crate) fn key(self) -> (i32, i32) {
+        (MIGRATION_LOCK as i32, self as i32)
+    }
+}
+
 pub fn serialize(conn: &mut DbConnection, what: Serialize) -> diesel::QueryResult<()> {
     match conn {
         DbConnection::Sqlite(_) => Ok(()),
         DbConnection::Postgres(conn) => diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind::<diesel::sql_types::Integer, _>(MIGRATION_LOCK as i32)
-            .bind::<diesel::sql_types::Integer, _>(what as i32)
+            .bind::<diesel::sql_types::Integer, _>(what.key().0)
+            .bind::<diesel::sql_types::Integer, _>(what.key().1)
             .execute(conn)
             .map(|_| ()),
     }

@@ -217,3 +217,63 @@ async fn revocations_hold_across_a_restart() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_instance_that_did_not_read_the_change_feed_for_minutes_reloads_from_the_store() {
+    use diesel::prelude::*;
+    use latchkey::db::schema::{sessions, users};
+    // Two instances on one store, each with its own clock; tokens that
+    // outlive the minutes this test lets pass.
+    let first = spawn_app_with(&[("ACCESS_TOKEN_TTL", "3600")]).await;
+    let second = first.restart_with(&[]).await;
+    let (leaving, disabled) = (first.new_user().await, first.new_user().await);
+    let me = |user: &TestUser| {
+        let request = second
+            .client
+            .get(second.url("/api/user/me"))
+            .bearer_auth(&user.access_token)
+            .send();
+        async move { request.await.unwrap().status() }
+    };
+    // Once the second has read the feed up to here (their sign-ins), the
+    // user it is asked about stays cached.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(me(&leaving).await, 200);
+    assert_eq!(me(&disabled).await, 200, "now cached by the second");
+
+    // A logout and a disable whose feed rows the second never reads: made
+    // in the store with none, as when the sweep deleted them while the
+    // second was paused (or cut off from the store) for over ten minutes.
+    let mut store = first.store();
+    let now = latchkey::clock::Clock::now(&*first.clock).naive_utc();
+    diesel::update(sessions::table.filter(sessions::user_id.eq(&leaving.id)))
+        .set((
+            sessions::revoked_at.eq(now),
+            sessions::revoked_reason.eq("logout"),
+        ))
+        .execute(&mut store)
+        .unwrap();
+    diesel::update(users::table.filter(users::id.eq(&disabled.id)))
+        .set(users::disabled.eq(true))
+        .execute(&mut store)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        me(&leaving).await,
+        200,
+        "with no feed row, nothing tells the second"
+    );
+    assert_eq!(me(&disabled).await, 200);
+
+    // Its clock says it has not read the feed for six minutes: it reloads
+    // revocations and users from the store within a second or so.
+    second.clock.advance(6 * 60);
+    let started = std::time::Instant::now();
+    while me(&leaving).await != 401 || me(&disabled).await != 401 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the second did not reload what it missed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

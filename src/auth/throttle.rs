@@ -13,6 +13,15 @@ use crate::db::throttle as store;
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::QueryResult;
 
+/// What [`Throttle::check`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Locked for this many seconds (the account or the address).
+    pub locked: Option<u64>,
+    /// The account has a failure counter, which a right password clears.
+    pub account_has_failures: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Throttle {
     max_failures: i32,
@@ -38,27 +47,51 @@ impl Throttle {
         }
     }
 
-    /// Before a password is checked: `Some(seconds)` when the account or
+    /// Before a password is checked, in one read: whether the account or
     /// the address is locked now. Counts nothing.
-    pub fn locked(
+    pub fn check(
         &self,
         conn: &mut DbConnection,
         email: &str,
         addr: Option<&str>,
         now: NaiveDateTime,
-    ) -> QueryResult<Option<u64>> {
-        if let Some(wait) = self.full(conn, &account_subject(email), self.max_failures, now)? {
-            return Ok(Some(wait));
-        }
-        match addr {
-            Some(addr) => self.full(
-                conn,
-                &address_subject(addr),
-                self.max_failures_per_address,
-                now,
-            ),
-            None => Ok(None),
-        }
+    ) -> QueryResult<Check> {
+        let account = account_subject(email);
+        let address = addr.map(address_subject);
+        let subjects: Vec<&str> = std::iter::once(account.as_str())
+            .chain(address.as_deref())
+            .collect();
+        let counters = store::get_all(conn, &subjects)?;
+        let counter = |subject: &str| {
+            counters
+                .iter()
+                .find(|(s, _, _)| s == subject)
+                .map(|(_, count, start)| (*count, *start))
+        };
+        let account_counter = counter(&account);
+        let locked = self
+            .lock_of(account_counter, self.max_failures, now)
+            .or_else(|| {
+                let counter = counter(address.as_deref()?);
+                self.lock_of(counter, self.max_failures_per_address, now)
+            });
+        Ok(Check {
+            locked,
+            account_has_failures: account_counter.is_some(),
+        })
+    }
+
+    /// `Some(seconds)` when a counter has reached `max` in a window that has
+    /// not ended.
+    fn lock_of(
+        &self,
+        counter: Option<(i32, NaiveDateTime)>,
+        max: i32,
+        now: NaiveDateTime,
+    ) -> Option<u64> {
+        counter
+            .filter(|(count, start)| *count >= max && *start > now - self.window)
+            .map(|(_, start)| self.retry_after(start, now))
     }
 
     fn full(
@@ -68,9 +101,7 @@ impl Throttle {
         max: i32,
         now: NaiveDateTime,
     ) -> QueryResult<Option<u64>> {
-        Ok(store::get(conn, subject)?
-            .filter(|(count, start)| *count >= max && *start > now - self.window)
-            .map(|(_, start)| self.retry_after(start, now)))
+        Ok(self.lock_of(store::get(conn, subject)?, max, now))
     }
 
     /// A wrong password: counts one failure for the account and the address

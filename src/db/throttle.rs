@@ -74,6 +74,22 @@ pub fn get(conn: &mut DbConnection, subject: &str) -> QueryResult<Option<(i32, N
         .optional()
 }
 
+/// The counters of several subjects in one read: (subject, count, window
+/// start) for each that has one.
+pub fn get_all(
+    conn: &mut DbConnection,
+    subjects: &[&str],
+) -> QueryResult<Vec<(String, i32, NaiveDateTime)>> {
+    login_throttle::table
+        .filter(login_throttle::subject.eq_any(subjects))
+        .select((
+            login_throttle::subject,
+            login_throttle::failures,
+            login_throttle::window_start,
+        ))
+        .load(conn)
+}
+
 /// Deletes counters whose window began before `cutoff`: they count nothing.
 pub fn sweep(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(login_throttle::table.filter(login_throttle::window_start.lt(cutoff)))

@@ -26,6 +26,22 @@ pub fn find(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<UserRow>
         .optional()
 }
 
+/// [`find`] inside a write transaction that goes on to act on the row: on
+/// PostgreSQL the row is locked to the commit (`FOR UPDATE`), so a disable
+/// or a password change committed meanwhile is waited for and then seen;
+/// SQLite's write transactions are serial already.
+pub fn find_for_update(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<UserRow>> {
+    match conn {
+        DbConnection::Sqlite(_) => find(conn, id),
+        DbConnection::Postgres(c) => users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+    }
+}
+
 /// Looks a user up by an already normalised email.
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<UserRow>> {
     users::table

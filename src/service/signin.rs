@@ -20,11 +20,17 @@ use serde_json::json;
 pub struct Verified {
     pub user: UserRow,
     email: String,
+    /// The account had failures counted when the sign-in began. (One
+    /// counted while its password was being checked is left to expire.)
+    had_failures: bool,
 }
 
 impl Verified {
     pub fn settle(&self, throttle: &Throttle, conn: &mut DbConnection) -> diesel::QueryResult<()> {
-        throttle.succeeded(conn, &self.email)
+        if self.had_failures {
+            throttle.succeeded(conn, &self.email)?;
+        }
+        Ok(())
     }
 }
 
@@ -54,23 +60,27 @@ pub async fn check_password(
 ) -> Result<Verified, ServiceError> {
     let email = Email::normalise(email);
     let now = state.now_naive();
-    let (lookup, addr, throttle, audit_client) = (
-        email.clone(),
-        client.addr.clone(),
-        state.throttle.clone(),
-        client.clone(),
-    );
-    let (locked, user) = state
-        .write(move |conn| {
-            let locked = throttle.locked(conn, &lookup, addr.as_deref(), now)?;
-            if let Some(retry_after) = locked {
-                audit_throttled(conn, &audit_client, &lookup, action, retry_after, now)?;
-                return Ok::<_, ServiceError>((locked, None));
-            }
-            Ok((None, users::find_by_email(conn, &lookup)?))
+    let (lookup, addr, throttle) = (email.clone(), client.addr.clone(), state.throttle.clone());
+    // Reads only: a sign-in takes no write lock before its password is
+    // checked, unless it is refused here.
+    let (check, user) = state
+        .read(move |conn| {
+            let check = throttle.check(conn, &lookup, addr.as_deref(), now)?;
+            let user = match check.locked {
+                Some(_) => None,
+                None => users::find_by_email(conn, &lookup)?,
+            };
+            Ok::<_, ServiceError>((check, user))
         })
         .await?;
-    if let Some(retry_after) = locked {
+    if let Some(retry_after) = check.locked {
+        let (email, client) = (email.clone(), client.clone());
+        state
+            .write(move |conn| {
+                audit_throttled(conn, &client, &email, action, retry_after, now)?;
+                Ok::<_, ServiceError>(())
+            })
+            .await?;
         log::info!("sign-in throttled (retry after {retry_after} s)");
         state.metrics.login("throttled");
         return Err(ServiceError::Throttled { retry_after });
@@ -96,7 +106,11 @@ pub async fn check_password(
             log::info!("sign-in refused: user {} is disabled", user.id);
             Err(ServiceError::Disabled)
         }
-        Some(user) if matched => Ok(Verified { user, email }),
+        Some(user) if matched => Ok(Verified {
+            user,
+            email,
+            had_failures: check.account_has_failures,
+        }),
         user => {
             let target = user.map(|u| u.id.into_string());
             let (client, throttle) = (client.clone(), state.throttle.clone());
@@ -156,7 +170,7 @@ where
     let throttle = state.throttle.clone();
     let result = state
         .write(move |conn| {
-            let user = users::find(conn, &verified.user.id)?;
+            let user = users::find_for_update(conn, &verified.user.id)?;
             let user = match user {
                 Some(user) if !user.disabled => user,
                 Some(_) => return Ok::<_, ServiceError>(Err(ServiceError::Disabled)),

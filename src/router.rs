@@ -7,7 +7,7 @@
 use crate::middleware::{ConsoleSessions, page_headers};
 use crate::routes::api::body::json_error;
 use crate::routes::api::error::{self as api_error, ApiError};
-use crate::routes::api::{keys, openapi, passwords, tokens, users};
+use crate::routes::api::{keys, openapi, passwords, tokens, users, verify};
 use crate::routes::{admin, service};
 use actix_web::{Resource, web};
 
@@ -68,6 +68,8 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(users::delete)),
     )
     .service(resource("/api/user/{id}/password", "PUT").route(web::put().to(passwords::set)))
+    // Forward auth answers whatever method the proxy forwards.
+    .service(web::resource("/api/auth/verify").route(web::route().to(verify::verify)))
     .service(resource("/api/admin/keys", "GET").route(web::get().to(keys::list)))
     .service(resource("/api/admin/keys/rotate", "POST").route(web::post().to(keys::rotate)))
     .service(resource("/static/admin.css", "GET").route(web::get().to(admin::page::stylesheet)))

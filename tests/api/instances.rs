@@ -7,9 +7,9 @@
 //! rest of the suite runs on.
 
 use crate::helpers::*;
+use crate::nginx::Nginx;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,16 +37,9 @@ fn start_instance(database_url: &str) -> Instance {
     Instance { child, address }
 }
 
-/// nginx in front of the instances, as docs/operations.md shows it.
-struct Balancer {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-/// The nginx configuration docs/operations.md documents, with its
-/// upstream addresses and listening port filled in.
-pub fn nginx_config(dir: &Path, listen: u16, upstreams: &[&str]) -> String {
+/// The nginx configuration docs/operations.md documents (inside `http`),
+/// with its upstream addresses and listening port filled in.
+pub fn nginx_config(listen: u16, upstreams: &[&str]) -> String {
     let servers: String = upstreams
         .iter()
         .map(|address| {
@@ -56,26 +49,8 @@ pub fn nginx_config(dir: &Path, listen: u16, upstreams: &[&str]) -> String {
             )
         })
         .collect();
-    let root = if crate::postgres::running_as_root() {
-        "user root;\n"
-    } else {
-        ""
-    };
-    let d = dir.display();
     format!(
-        "{root}worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    upstream latchkey {{
+        "    upstream latchkey {{
 {servers}        keepalive 32;
     }}
     server {{
@@ -89,52 +64,15 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_next_upstream error timeout;
         }}
-    }}
-}}
-"
+    }}"
     )
-}
-
-fn nginx() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nginx"))
-}
-
-fn start_balancer(upstreams: &[&str]) -> Balancer {
-    let dir = tempfile::tempdir().unwrap();
-    let port = crate::postgres::free_port();
-    let config = dir.path().join("nginx.conf");
-    std::fs::write(&config, nginx_config(dir.path(), port, upstreams)).unwrap();
-    let child = Command::new(nginx())
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts (apt-get install nginx)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Balancer {
-        child,
-        address: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
 }
 
 /// Three instances on one new database and the balancer in front.
 struct Fleet {
     database_url: String,
     instances: Vec<Instance>,
-    balancer: Balancer,
+    balancer: Nginx,
     client: Client,
 }
 
@@ -143,7 +81,7 @@ impl Fleet {
         let database_url = crate::postgres::new_database();
         let instances: Vec<Instance> = (0..3).map(|_| start_instance(&database_url)).collect();
         let addresses: Vec<&str> = instances.iter().map(|i| i.address.as_str()).collect();
-        let balancer = start_balancer(&addresses);
+        let balancer = crate::nginx::start(|_, port| nginx_config(port, &addresses));
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))
@@ -229,11 +167,6 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        // SIGTERM, so that nginx's master stops its workers with it.
-        let _ = Command::new("kill")
-            .arg(self.balancer.child.id().to_string())
-            .status();
-        let _ = self.balancer.child.wait();
         for instance in &mut self.instances {
             let _ = instance.child.kill();
             let _ = instance.child.wait();

@@ -10,4 +10,5 @@ pub mod passwords;
 pub mod responses;
 pub mod tokens;
 pub mod users;
+pub mod verify;
 pub mod views;

@@ -2,7 +2,7 @@
 //! request and response types, so it cannot drift from the code.
 
 use super::error::Problem;
-use super::{keys, passwords, tokens, users, views};
+use super::{keys, passwords, tokens, users, verify, views};
 use crate::domain::Role;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         users::get, users::replace, users::patch, users::delete,
         openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
-        keys::list, keys::rotate,
+        keys::list, keys::rotate, verify::verify,
     ),
     components(schemas(
         Problem, Role, views::UserView, views::UserPage, views::TokenResponse, views::KeyView,
@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "Registration and user management"),
         (name = "tokens", description = "Sign-in, refresh and sign-out"),
         (name = "keys", description = "The signing key ring (admins)"),
+        (name = "auth", description = "Forward auth, for reverse proxies in front of other services"),
     ),
 )]
 pub struct ApiDoc;

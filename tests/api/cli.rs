@@ -17,6 +17,7 @@ fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> Output {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     child

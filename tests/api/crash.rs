@@ -20,6 +20,7 @@ fn start(database_url: &str) -> (Child, String) {
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     let address = listening_address(&mut child);
@@ -416,6 +417,7 @@ async fn sigterm_lets_in_flight_sign_ins_finish_then_exits_0() {
         .env("ADMIN_EMAIL", "term@example.com")
         .env("ADMIN_PASSWORD", PASSWORD)
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     let base = listening_address(&mut child);

@@ -37,6 +37,7 @@ async fn the_store_its_wal_and_shm_and_a_backup_are_owner_only_whatever_the_umas
     let db = dir.path().join("latchkey.db");
     let mut server = latchkey_under_open_umask(&db)
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     let address = listening_address(&mut server);

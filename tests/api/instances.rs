@@ -31,6 +31,7 @@ fn start_instance(database_url: &str) -> Instance {
         .env("TRUSTED_PROXIES", "127.0.0.1")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .expect("latchkey starts");
     let address = listening_address(&mut child);

@@ -2,7 +2,7 @@
 //! reuse detection, and never a password, a token or a cookie value
 //! (SECURITY.md 20).
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{DiesWithTheTest, PASSWORD};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -21,6 +21,7 @@ async fn logs_never_contain_a_password_a_token_or_a_cookie() {
         .env("ADMIN_PASSWORD", admin_password)
         .env("REFRESH_REUSE_GRACE", "0")
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     let log = Arc::new(Mutex::new(String::new()));

@@ -1,6 +1,7 @@
 //! A real nginx (Debian's; `scripts/test` installs it), started by a test
 //! with a configuration of its own on a free port, and stopped with it.
 
+use crate::helpers::DiesWithTheTest;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,6 +61,7 @@ http {{
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .dies_with_the_test()
         .spawn()
         .expect("nginx starts (apt-get install nginx)");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -77,6 +77,7 @@ fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Running, String, Vec<S
     let mut child = latchkey(dir, env)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
+        .dies_with_the_test()
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();

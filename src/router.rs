@@ -68,8 +68,20 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(users::delete)),
     )
     .service(resource("/api/user/{id}/password", "PUT").route(web::put().to(passwords::set)))
-    // Forward auth answers whatever method the proxy forwards.
-    .service(web::resource("/api/auth/verify").route(web::route().to(verify::verify)))
+    // Forward auth answers whatever method a proxy forwards.
+    .service(
+        resource(
+            "/api/auth/verify",
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        )
+        .route(web::get().to(verify::verify))
+        .route(web::head().to(verify::verify))
+        .route(web::post().to(verify::verify))
+        .route(web::put().to(verify::verify))
+        .route(web::patch().to(verify::verify))
+        .route(web::delete().to(verify::verify))
+        .route(web::method(actix_web::http::Method::OPTIONS).to(verify::verify)),
+    )
     .service(resource("/api/admin/keys", "GET").route(web::get().to(keys::list)))
     .service(resource("/api/admin/keys/rotate", "POST").route(web::post().to(keys::rotate)))
     .service(resource("/static/admin.css", "GET").route(web::get().to(admin::page::stylesheet)))

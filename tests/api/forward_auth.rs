@@ -20,17 +20,6 @@ fn header(response: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn logout(app: &TestApp, token: &str) {
-    let response = app
-        .client
-        .post(app.url("/api/user/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-}
-
 #[tokio::test]
 async fn a_valid_token_is_answered_with_who_it_is_in_headers() {
     let app = spawn_app().await;
@@ -50,7 +39,14 @@ async fn a_valid_token_is_answered_with_who_it_is_in_headers() {
     assert!(response.bytes().await.unwrap().is_empty(), "an empty body");
 
     // Whatever method the proxy forwards, and whatever else is in the query.
-    for method in [Method::POST, Method::PUT, Method::DELETE, Method::HEAD] {
+    for method in [
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+    ] {
         let response = app
             .send(
                 method.clone(),
@@ -62,6 +58,16 @@ async fn a_valid_token_is_answered_with_who_it_is_in_headers() {
         assert_eq!(response.status(), 200, "{method}");
         assert_eq!(header(&response, "remote-user"), user.id, "{method}");
     }
+    // No proxy forwards these.
+    let trace = app
+        .send(
+            Method::TRACE,
+            "/api/auth/verify",
+            Some(&user.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(trace.status(), 405);
     let junk = verify(&app, "?x=1&y=%ZZ", Some(&user.access_token)).await;
     assert_eq!(junk.status(), 200);
 }
@@ -107,7 +113,7 @@ async fn any_token_the_guarded_api_refuses_gets_401_with_a_challenge() {
         verify(&app, "", Some(&gone.access_token)).await.status(),
         200
     );
-    logout(&app, &gone.access_token).await;
+    assert_eq!(app.logout_bearer(&gone.access_token).await.status(), 204);
     assert_eq!(
         verify(&app, "", Some(&gone.access_token)).await.status(),
         401
@@ -317,7 +323,10 @@ async fn nginx_auth_request_lets_through_only_valid_tokens_with_true_headers() {
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 
     // Signed out: the very next request is refused.
-    logout(&latchkey, &user.access_token).await;
+    assert_eq!(
+        latchkey.logout_bearer(&user.access_token).await.status(),
+        204
+    );
     let after = get("/app/hello", Some(&user.access_token), false)
         .await
         .unwrap();

@@ -30,11 +30,12 @@ pub const REMOTE_EMAIL: &str = "remote-email";
 pub const REMOTE_NAME: &str = "remote-name";
 pub const REMOTE_GROUPS: &str = "remote-groups";
 
-#[utoipa::path(get, path = "/api/auth/verify", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/auth/verify",
+    tag = "auth", security(("bearer" = [])),
     params(VerifyQuery),
     responses(
-        (status = 200, description = "The token is valid; who it is, in headers (any method is \
-            answered alike, for proxies that forward the original one)",
+        (status = 200, description = "The token is valid; who it is, in headers (every method a \
+            proxy forwards is answered alike)",
             headers(
                 ("Remote-User" = String, description = "The user's id"),
                 ("Remote-Email" = String, description = "The user's email"),

@@ -398,6 +398,16 @@ pub fn serialize(conn: &mut DbConnection, what: Serialize) -> diesel::QueryResul
     }
 }
 
+/// [`ping`] on a connection the pool hands out within `within`, off the
+/// async threads: a readiness check must answer before the balancer's
+/// health check gives up, sooner than a request waits for a connection.
+pub async fn ping_within(pool: &DbPool, within: Duration) -> Result<(), StoreError> {
+    let pool = pool.clone();
+    actix_web::web::block(move || ping(&mut *pool.get_timeout(within)?))
+        .await
+        .map_err(|e| StoreError::Busy(e.to_string()))?
+}
+
 /// Whether the store answers a query that reads a table (for `/readyz`).
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::prelude::*;

@@ -14,9 +14,12 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when the store answers, else 503.
+/// How long `/readyz` waits for a pooled connection (a request waits 3 s).
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// 200 when the store answers, else 503 (within about a second).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.read(db::ping).await {
+    match db::ping_within(&state.pool, READY_WITHIN).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Err(err) => Err(ApiError::Unavailable(format!(
             "readiness check failed: {err}"

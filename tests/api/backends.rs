@@ -113,14 +113,7 @@ async fn what_one_instance_revokes_or_rotates_holds_on_another_within_a_second()
     // A logout on the first.
     let user = first.new_user().await;
     assert_eq!(me(&second, &user.access_token).await, 200);
-    let logout = first
-        .client
-        .post(first.url("/api/user/logout"))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    assert_eq!(first.logout_bearer(&user.access_token).await.status(), 204);
     let logout_seen = within_a_second("a logout on another instance", || async {
         me(&second, &user.access_token).await == 401
     })
@@ -202,6 +195,15 @@ async fn a_database_that_goes_away_gives_503_and_the_instances_recover_when_it_r
             status(app, "/readyz").await == 503
         })
         .await;
+        // Before a balancer's health check gives up: sooner than the 3 s
+        // a request waits for a connection.
+        let asked = std::time::Instant::now();
+        assert_eq!(status(app, "/readyz").await, 503);
+        assert!(
+            asked.elapsed() < Duration::from_millis(2500),
+            "/readyz took {:?} to say 503",
+            asked.elapsed()
+        );
         // What needs the store is refused clearly; nothing is lost or
         // half-done, nothing panics.
         let login = app.login(&user.email, PASSWORD).await;
@@ -235,14 +237,7 @@ async fn a_database_that_goes_away_gives_503_and_the_instances_recover_when_it_r
     );
     let registered = second.register(&unique_email(), PASSWORD).await;
     assert_eq!(registered.status(), 201);
-    let logout = second
-        .client
-        .post(second.url("/api/user/logout"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    assert_eq!(second.logout_bearer(&access).await.status(), 204);
     within_a_second(
         "a logout after the outage, on the other instance",
         || async { first.get("/api/user/me", Some(&access)).await.status() == 401 },

@@ -185,6 +185,17 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/user/logout` with only a bearer token, as a client
+    /// holding just its access token signs out.
+    pub async fn logout_bearer(&self, token: &str) -> Response {
+        self.client
+            .post(self.url("/api/user/logout"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Registers a new user and signs them in.
     pub async fn new_user(&self) -> TestUser {
         let email = unique_email();

@@ -24,8 +24,7 @@ fn settings(db: &str) -> Settings {
 fn tokens(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path().join("b.db").to_str().unwrap());
-    let pool = db::connect(&settings.database, 1).unwrap();
-    db::migrate(&pool).unwrap();
+    let pool = db::open(&settings.database, 1).unwrap();
     let mut conn = pool.get().unwrap();
     let window = TimeDelta::seconds(300);
     latchkey::auth::keys::prepare(&mut conn, None, Utc::now().naive_utc(), window).unwrap();
@@ -101,8 +100,7 @@ fn passwords(c: &mut Criterion) {
 fn refresh(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path().join("r.db").to_str().unwrap());
-    let pool = db::connect(&settings.database, 1).unwrap();
-    db::migrate(&pool).unwrap();
+    let pool = db::open(&settings.database, 1).unwrap();
     let mut conn = pool.get().unwrap();
     let now = Utc::now().naive_utc();
     let user = users::insert(

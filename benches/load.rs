@@ -86,8 +86,7 @@ fn shared_hash() -> String {
 /// Inserts `count` users in large transactions.
 fn seed(database_url: &str, count: u64) -> Duration {
     let started = Instant::now();
-    let pool = latchkey::db::connect(&database(database_url), 1).unwrap();
-    latchkey::db::migrate(&pool).unwrap();
+    let pool = latchkey::db::open(&database(database_url), 1).unwrap();
     let mut conn = pool.get().unwrap();
     let hash = shared_hash();
     let base = Utc::now().naive_utc() - chrono::TimeDelta::days(365);

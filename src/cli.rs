@@ -208,8 +208,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
 }
 
 fn migrate(settings: &Settings) -> Result<String, CliError> {
-    let pool = db::connect(&settings.database, 1).map_err(CliError::Config)?;
-    db::migrate(&pool).map_err(CliError::Config)?;
+    db::open(&settings.database, 1).map_err(CliError::Config)?;
     Ok(format!(
         "the store {} is up to date",
         settings.database.describe()
@@ -331,9 +330,8 @@ fn migrate_store(from: &str, to: &str) -> Result<String, CliError> {
         )));
     }
     let open = |database: &Database, flag: &str| {
-        let pool = db::connect(database, 1)
-            .and_then(|pool| db::migrate(&pool).map(|()| pool))
-            .map_err(|why| CliError::Config(format!("{flag}: {why}")))?;
+        let pool =
+            db::open(database, 1).map_err(|why| CliError::Config(format!("{flag}: {why}")))?;
         pool.get()
             .map_err(|e| CliError::Config(format!("{flag}: {}", database.scrub(&e.to_string()))))
     };

@@ -81,8 +81,7 @@ impl AppState {
     /// hasher and loads the revocation set: everything but the listener.
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         let store = |reason: String| ConfigError::new("DATABASE_URL", reason);
-        let pool = db::connect(&settings.database, settings.database_pool_size).map_err(store)?;
-        db::migrate(&pool).map_err(store)?;
+        let pool = db::open(&settings.database, settings.database_pool_size).map_err(store)?;
         let hasher = Hasher::start(settings.hasher_threads, settings.hasher_queue)
             .map_err(|e| ConfigError::new("HASHER_THREADS", e.to_string()))?;
         let window = TimeDelta::from_std(settings.access_token_ttl + settings.token_leeway)

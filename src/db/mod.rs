@@ -207,6 +207,13 @@ pub fn connect(database: &Database, size: u32) -> Result<DbPool, String> {
         .map_err(|e| format!("cannot open {described}: {}", database.scrub(&one_line(&e))))
 }
 
+/// [`connect`], then [`migrate`]: a store ready for this version.
+pub fn open(database: &Database, size: u32) -> Result<DbPool, String> {
+    let pool = connect(database, size)?;
+    migrate(&pool)?;
+    Ok(pool)
+}
+
 /// An error as one line (libpq's messages span several).
 fn one_line(error: &dyn std::fmt::Display) -> String {
     error
@@ -301,9 +308,20 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
+    run_within(pool, CHECKOUT_TIMEOUT, work).await
+}
+
+/// [`run`], waiting at most `within` for a connection (a readiness check
+/// must answer before a balancer's health check gives up).
+pub async fn run_within<T, E, F>(pool: &DbPool, within: Duration, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(StoreError::from)?;
+        let mut conn = pool.get_timeout(within).map_err(StoreError::from)?;
         work(&mut conn)
     })
     .await
@@ -396,16 +414,6 @@ pub fn serialize(conn: &mut DbConnection, what: Serialize) -> diesel::QueryResul
             .execute(conn)
             .map(|_| ()),
     }
-}
-
-/// [`ping`] on a connection the pool hands out within `within`, off the
-/// async threads: a readiness check must answer before the balancer's
-/// health check gives up, sooner than a request waits for a connection.
-pub async fn ping_within(pool: &DbPool, within: Duration) -> Result<(), StoreError> {
-    let pool = pool.clone();
-    actix_web::web::block(move || ping(&mut *pool.get_timeout(within)?))
-        .await
-        .map_err(|e| StoreError::Busy(e.to_string()))?
 }
 
 /// Whether the store answers a query that reads a table (for `/readyz`).

@@ -19,7 +19,7 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// 200 when the store answers, else 503 (within about a second).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match db::ping_within(&state.pool, READY_WITHIN).await {
+    match db::run_within(&state.pool, READY_WITHIN, db::ping).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Err(err) => Err(ApiError::Unavailable(format!(
             "readiness check failed: {err}"

@@ -146,8 +146,7 @@ fn start() -> Cluster {
     let database = latchkey::config::Database::Postgres {
         url: url(port, TEMPLATE),
     };
-    let pool = latchkey::db::connect(&database, 1).expect("the template opens");
-    latchkey::db::migrate(&pool).expect("the template migrates");
+    let pool = latchkey::db::open(&database, 1).expect("the template opens and migrates");
     drop(pool);
     Cluster {
         port,

@@ -6,7 +6,8 @@
 //!
 //! The server is stopped when the test process ends: it runs under a small
 //! shell that waits on a pipe held by this process, and stops the server
-//! when that pipe closes, however the process ends.
+//! and removes its directory when that pipe closes, however the process
+//! ends (the suite's shared cluster is a static, never dropped).
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,11 +28,21 @@ pub fn on_postgres() -> bool {
 /// is migrated.
 pub struct Cluster {
     port: u16,
-    _dir: tempfile::TempDir,
     /// The shell that runs the server: it stops and starts it again on
-    /// the lines `stop` and `start`, and stops it for good once this
-    /// process lets go of its standard input.
+    /// the lines `stop` and `start`, and stops it for good, then removes
+    /// the cluster's directory, once this process lets go of its standard
+    /// input.
     keeper: Mutex<Child>,
+}
+
+impl Drop for Cluster {
+    /// Lets go of the keeper and waits until it has stopped the server and
+    /// removed the directory.
+    fn drop(&mut self) {
+        let keeper = self.keeper.get_mut().unwrap_or_else(|e| e.into_inner());
+        drop(keeper.stdin.take());
+        let _ = keeper.wait();
+    }
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -87,15 +98,18 @@ pub fn free_port() -> u16 {
 }
 
 fn start() -> Cluster {
+    // The keeper removes it, not a `TempDir`: the process may end without
+    // dropping the cluster, and the files are the `postgres` user's.
     let dir = tempfile::Builder::new()
         .prefix("latchkey-pg-")
         .tempdir()
-        .expect("a directory for the cluster");
-    let data = dir.path().join("data");
+        .expect("a directory for the cluster")
+        .keep();
+    let data = dir.join("data");
     if running_as_root() {
         let chown = Command::new("chown")
             .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
+            .arg(&dir)
             .status()
             .expect("chown runs");
         assert!(chown.success(), "chown the cluster directory to postgres");
@@ -125,15 +139,16 @@ fn start() -> Cluster {
          -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB",
         bin("postgres").display(),
         data.display(),
-        dir.path().display(),
+        dir.display(),
     );
-    let log = dir.path().join("server.log");
+    let log = dir.join("server.log");
     let serve = format!("{server} >>'{}' 2>&1 & pid=$!", log.display());
     // SIGINT is PostgreSQL's fast shutdown: clients are cut off at once.
     let script = format!(
         "{serve}; while read command; do case $command in \
          stop) kill -INT $pid; wait $pid;; start) {serve};; esac; done; \
-         kill -INT $pid; wait $pid"
+         kill -INT $pid; wait $pid; rm -rf '{}'",
+        dir.display()
     );
     let keeper = as_postgres(Path::new("sh"))
         .arg("-c")
@@ -150,7 +165,6 @@ fn start() -> Cluster {
     drop(pool);
     Cluster {
         port,
-        _dir: dir,
         keeper: Mutex::new(keeper),
     }
 }

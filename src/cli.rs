@@ -8,9 +8,10 @@ use crate::client::ClientInfo;
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, Database, Settings};
 use crate::db;
-use crate::domain::{NewUser, NewUserInput, Role};
+use crate::domain::{ClientName, NewUser, NewUserInput, Role};
+use crate::rfc3339::format as rfc3339;
 use crate::service::sessions::Whose;
-use crate::service::{Actor, ServiceError, keys, passwords, sessions, users};
+use crate::service::{Actor, ServiceError, clients, keys, passwords, sessions, users};
 use crate::state::AppState;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -47,6 +48,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Service clients: credentials other services introspect tokens with.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
     },
     /// Sign-in sessions.
     Sessions {
@@ -103,6 +109,23 @@ pub enum KeysCommand {
         /// access tokens stop working; clients recover with one refresh.
         #[arg(long)]
         revoke_previous: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client and print its id and secret (shown this once).
+    Create {
+        /// What the client is, e.g. the service that will use it.
+        #[arg(long)]
+        name: String,
+    },
+    /// List every client, revoked ones too.
+    List,
+    /// Revoke a client: its secret stops working at once.
+    Revoke {
+        /// The client's id.
+        id: String,
     },
 }
 
@@ -198,6 +221,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<String, CliErro
         Command::Keys {
             command: KeysCommand::Rotate { revoke_previous },
         } => rotate_keys(settings, revoke_previous).await,
+        Command::Clients { command } => manage_clients(settings, command).await,
         Command::Sessions {
             command: SessionsCommand::RevokeAll { email },
         } => revoke_all_sessions(settings, email.as_deref()).await,
@@ -274,6 +298,52 @@ async fn rotate_keys(settings: Settings, revoke_previous: bool) -> Result<String
             ""
         }
     ))
+}
+
+async fn manage_clients(settings: Settings, command: ClientsCommand) -> Result<String, CliError> {
+    let state = open(settings)?;
+    let (operator, client) = (operator(), ClientInfo::default());
+    match command {
+        ClientsCommand::Create { name } => {
+            let name = ClientName::parse(&name)
+                .map_err(|why| CliError::Failed(format!("--name {why}")))?;
+            let (row, secret) = clients::create(&state, &operator, &client, name).await?;
+            Ok(format!(
+                "created the service client {:?}\nid:     {}\nsecret: {secret}\n\
+                 The secret is shown this once: latchkey keeps only its hash.",
+                row.name, row.id
+            ))
+        }
+        ClientsCommand::List => {
+            let rows = clients::list(&state, &operator).await?;
+            if rows.is_empty() {
+                return Ok("no service clients".into());
+            }
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|row| {
+                    let used = row.last_used_at.map_or("never".into(), rfc3339);
+                    let status = row
+                        .revoked_at
+                        .map_or("active".into(), |at| format!("revoked {}", rfc3339(at)));
+                    format!(
+                        "{}  {:?}  created {}  last used {used}  {status}",
+                        row.id,
+                        row.name,
+                        rfc3339(row.created_at)
+                    )
+                })
+                .collect();
+            Ok(lines.join("\n"))
+        }
+        ClientsCommand::Revoke { id } => {
+            let row = clients::revoke(&state, &operator, &client, &id).await?;
+            Ok(format!(
+                "revoked the service client {} ({:?}): its secret works no more",
+                row.id, row.name
+            ))
+        }
+    }
 }
 
 async fn revoke_all_sessions(settings: Settings, email: Option<&str>) -> Result<String, CliError> {

@@ -7,7 +7,7 @@
 use crate::middleware::{ConsoleSessions, page_headers};
 use crate::routes::api::body::json_error;
 use crate::routes::api::error::{self as api_error, ApiError};
-use crate::routes::api::{keys, openapi, passwords, tokens, users, verify};
+use crate::routes::api::{clients, introspect, keys, openapi, passwords, tokens, users, verify};
 use crate::routes::{admin, service};
 use actix_web::{Resource, web};
 
@@ -82,6 +82,21 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route(web::delete().to(verify::verify))
         .route(web::method(actix_web::http::Method::OPTIONS).to(verify::verify)),
     )
+    .service(
+        resource("/api/oauth/introspect", "POST")
+            .app_data(
+                web::FormConfig::default()
+                    .limit(crate::BODY_LIMIT)
+                    .error_handler(|err, _req| introspect::form_error(err).into()),
+            )
+            .route(web::post().to(introspect::introspect)),
+    )
+    .service(
+        resource("/api/admin/clients", "GET, POST")
+            .route(web::get().to(clients::list))
+            .route(web::post().to(clients::create)),
+    )
+    .service(resource("/api/admin/clients/{id}", "DELETE").route(web::delete().to(clients::revoke)))
     .service(resource("/api/admin/keys", "GET").route(web::get().to(keys::list)))
     .service(resource("/api/admin/keys/rotate", "POST").route(web::post().to(keys::rotate)))
     .service(resource("/static/admin.css", "GET").route(web::get().to(admin::page::stylesheet)))
@@ -95,7 +110,7 @@ fn page(path: &str, allow: &'static str) -> Resource {
 
 /// The console, inside the `/admin` scope, behind its session middleware.
 fn console_routes(cfg: &mut web::ServiceConfig) {
-    use admin::{audit, dashboard, keys, signin, users};
+    use admin::{audit, clients, dashboard, keys, signin, users};
     cfg.app_data(
         web::FormConfig::default()
             .limit(crate::BODY_LIMIT)
@@ -147,6 +162,12 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
     )
     .service(page("/keys", "GET").route(web::get().to(keys::list)))
     .service(page("/keys/rotate", "POST").route(web::post().to(keys::rotate)))
+    .service(
+        page("/clients", "GET, POST")
+            .route(web::get().to(clients::list))
+            .route(web::post().to(clients::create)),
+    )
+    .service(page("/clients/{id}/revoke", "POST").route(web::post().to(clients::revoke)))
     .service(page("/audit", "GET").route(web::get().to(audit::list)))
     .default_service(web::to(admin::error::not_found));
 }

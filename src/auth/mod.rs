@@ -2,6 +2,7 @@
 //! extractor, sessions with rotating refresh tokens, throttling, sign-in.
 
 pub mod claims;
+pub mod clients;
 pub mod console_store;
 pub mod keys;
 pub mod password;

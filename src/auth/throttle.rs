@@ -29,6 +29,23 @@ pub struct Throttle {
     window: TimeDelta,
 }
 
+/// What failures are counted against, besides the client address: a
+/// user's account (by email) or a service client (by id).
+#[derive(Debug, Clone, Copy)]
+pub enum Account<'a> {
+    Email(&'a str),
+    ServiceClient(&'a str),
+}
+
+impl Account<'_> {
+    fn subject(&self) -> String {
+        match self {
+            Account::Email(email) => account_subject(email),
+            Account::ServiceClient(id) => format!("client:{id}"),
+        }
+    }
+}
+
 pub fn account_subject(email: &str) -> String {
     format!("email:{email}")
 }
@@ -52,11 +69,11 @@ impl Throttle {
     pub fn check(
         &self,
         conn: &mut DbConnection,
-        email: &str,
+        account: Account<'_>,
         addr: Option<&str>,
         now: NaiveDateTime,
     ) -> QueryResult<Check> {
-        let account = account_subject(email);
+        let account = account.subject();
         let address = addr.map(address_subject);
         let subjects: Vec<&str> = std::iter::once(account.as_str())
             .chain(address.as_deref())
@@ -112,14 +129,14 @@ impl Throttle {
     pub fn record_failure(
         &self,
         conn: &mut DbConnection,
-        email: &str,
+        account: Account<'_>,
         addr: Option<&str>,
         now: NaiveDateTime,
     ) -> QueryResult<Option<u64>> {
         let cutoff = now - self.window;
         let mut counted = Vec::new();
         let mut refused = None;
-        let subjects = std::iter::once((account_subject(email), self.max_failures))
+        let subjects = std::iter::once((account.subject(), self.max_failures))
             .chain(addr.map(|addr| (address_subject(addr), self.max_failures_per_address)));
         for (subject, max) in subjects {
             let (count, start) = store::count_attempt(conn, &subject, now, cutoff)?;
@@ -137,9 +154,9 @@ impl Throttle {
         Ok(refused)
     }
 
-    /// The right password: the account's failures are forgotten.
-    pub fn succeeded(&self, conn: &mut DbConnection, email: &str) -> QueryResult<()> {
-        store::clear(conn, &account_subject(email)).map(|_| ())
+    /// The right password (or secret): the account's failures are forgotten.
+    pub fn succeeded(&self, conn: &mut DbConnection, account: Account<'_>) -> QueryResult<()> {
+        store::clear(conn, &account.subject()).map(|_| ())
     }
 
     /// Deletes the counters of windows that have passed.

@@ -9,10 +9,12 @@
 //! others did, and instances of the new store start after its end.
 
 use super::console_sessions::ConsoleSessionRow;
-use super::models::{AuditRow, RefreshTokenRow, SessionRow, SigningKeyRow, UserRow};
+use super::models::{
+    AuditRow, RefreshTokenRow, ServiceClientRow, SessionRow, SigningKeyRow, UserRow,
+};
 use super::schema::{
-    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, sessions,
-    signing_keys, users,
+    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, service_clients,
+    sessions, signing_keys, users,
 };
 use super::{DbConnection, StoreError, per_backend};
 use chrono::NaiveDateTime;
@@ -47,6 +49,7 @@ pub struct Copied {
     pub signing_keys: usize,
     pub server_secrets: usize,
     pub console_sessions: usize,
+    pub service_clients: usize,
     pub throttle_counters: usize,
     pub audit_entries: usize,
 }
@@ -57,12 +60,13 @@ impl std::fmt::Display for Copied {
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "{}, {}, {}, {}, {}, {} and {}",
+            "{}, {}, {}, {}, {}, {}, {} and {}",
             count(self.users, "user", "users"),
             count(self.sessions, "session", "sessions"),
             count(self.refresh_tokens, "refresh token", "refresh tokens"),
             count(self.signing_keys, "signing key", "signing keys"),
             count(self.console_sessions, "console session", "console sessions"),
+            count(self.service_clients, "service client", "service clients"),
             count(
                 self.throttle_counters,
                 "throttle counter",
@@ -154,6 +158,7 @@ pub fn copy_store(
                     key_hash,
                     ConsoleSessionRow
                 ),
+                service_clients: copy_table!(from, to, service_clients, id, ServiceClientRow),
                 throttle_counters: copy_table!(from, to, login_throttle, subject, ThrottleRow),
                 audit_entries: copy_table!(from, to, audit_log, id, AuditRow),
             };

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod changes;
+pub mod clients;
 pub mod console_sessions;
 pub mod copy;
 pub mod keys;

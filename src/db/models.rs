@@ -5,7 +5,7 @@
 //!
 //! Times are UTC, stored as SQL `TIMESTAMP` (`NaiveDateTime` in UTC).
 
-use super::schema::{audit_log, refresh_tokens, sessions, signing_keys, users};
+use super::schema::{audit_log, refresh_tokens, service_clients, sessions, signing_keys, users};
 use crate::domain::{KeyState, Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -155,4 +155,29 @@ pub struct NewAuditRow {
     pub client_addr: Option<String>,
     pub outcome: String,
     pub detail: Option<String>,
+}
+
+/// A service client: credentials another service uses to introspect
+/// tokens. The secret itself is never stored, only its SHA-256.
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = service_clients)]
+pub struct ServiceClientRow {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: String,
+    pub created_at: NaiveDateTime,
+    /// Who created it, as the audit log names actors.
+    pub created_by: String,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for ServiceClientRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClientRow")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }

@@ -58,6 +58,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    service_clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Nullable<Text>,
@@ -110,6 +122,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     refresh_tokens,
     server_secrets,
+    service_clients,
     sessions,
     signing_keys,
     users,

@@ -13,7 +13,7 @@ mod user;
 pub use email::Email;
 pub use id::UserId;
 pub use key_state::KeyState;
-pub use name::PersonName;
+pub use name::{ClientName, PersonName};
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;
 pub use user::{FieldErrors, NewUser, NewUserInput, UserChanges};

@@ -29,6 +29,21 @@ impl PersonName {
     }
 }
 
+/// A service client's name: the rules of a person's name (1 to 100
+/// characters once trimmed, no control characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientName(String);
+
+impl ClientName {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        PersonName::parse(input).map(|name| Self(name.into_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,11 @@ pub enum ServiceError {
     Disabled,
     #[error("too many failed sign-ins; try again in {retry_after} seconds")]
     Throttled { retry_after: u64 },
+    /// A service client's id or secret is wrong, or the client is revoked.
+    #[error("the client credentials are not valid")]
+    BadClientCredentials,
+    #[error("no such service client")]
+    NoSuchClient,
     /// A refresh token that is unknown, spent, expired or revoked.
     #[error("the refresh token is not valid")]
     RefreshRefused,

@@ -10,6 +10,7 @@
 
 mod actor;
 pub mod audit;
+pub mod clients;
 mod error;
 pub mod keys;
 pub mod listing;

@@ -6,7 +6,7 @@
 use super::ServiceError;
 use crate::audit::{self, Event, Outcome};
 use crate::auth::password;
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Account, Throttle};
 use crate::client::ClientInfo;
 use crate::db::DbConnection;
 use crate::db::models::UserRow;
@@ -28,7 +28,7 @@ pub struct Verified {
 impl Verified {
     pub fn settle(&self, throttle: &Throttle, conn: &mut DbConnection) -> diesel::QueryResult<()> {
         if self.had_failures {
-            throttle.succeeded(conn, &self.email)?;
+            throttle.succeeded(conn, Account::Email(&self.email))?;
         }
         Ok(())
     }
@@ -65,7 +65,7 @@ pub async fn check_password(
     // checked, unless it is refused here.
     let (check, user) = state
         .read(move |conn| {
-            let check = throttle.check(conn, &lookup, addr.as_deref(), now)?;
+            let check = throttle.check(conn, Account::Email(&lookup), addr.as_deref(), now)?;
             let user = match check.locked {
                 Some(_) => None,
                 None => users::find_by_email(conn, &lookup)?,
@@ -116,8 +116,12 @@ pub async fn check_password(
             let (client, throttle) = (client.clone(), state.throttle.clone());
             let refused = state
                 .write(move |conn| {
-                    let refused =
-                        throttle.record_failure(conn, &email, client.addr.as_deref(), now)?;
+                    let refused = throttle.record_failure(
+                        conn,
+                        Account::Email(&email),
+                        client.addr.as_deref(),
+                        now,
+                    )?;
                     if let Some(retry_after) = refused {
                         audit_throttled(conn, &client, &email, action, retry_after, now)?;
                         return Ok::<_, ServiceError>(refused);

@@ -3,6 +3,7 @@
 
 mod backends;
 mod cli;
+mod clients;
 mod console;
 mod crash;
 mod errors;

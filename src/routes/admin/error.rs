@@ -132,7 +132,7 @@ impl From<ServiceError> for PageError {
         match err {
             ServiceError::SignInRequired(_) | ServiceError::NotSignedIn => PageError::SignIn,
             ServiceError::Forbidden(why) => PageError::Forbidden(why),
-            ServiceError::NotFound => PageError::NotFound,
+            ServiceError::NotFound | ServiceError::NoSuchClient => PageError::NotFound,
             ServiceError::Throttled { retry_after } => PageError::TooManyRequests { retry_after },
             ServiceError::Busy(why) => PageError::Unavailable(why),
             ServiceError::Unexpected(err) => PageError::Unexpected(err),

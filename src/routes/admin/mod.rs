@@ -4,11 +4,13 @@
 //! Every page is rendered from an askama template; every form that changes
 //! something carries the session's CSRF token and is refused from another
 //! site; every change answers with a redirect and a flash message
-//! (post/redirect/get). Handlers parse the form, call one operation of
+//! (post/redirect/get), but the creation of a service client, whose secret
+//! is shown on the answer itself and kept nowhere. Handlers parse the form, call one operation of
 //! `crate::service` and render; they never use the JSON API's modules.
 
 pub mod audit;
 pub mod chrome;
+pub mod clients;
 pub mod dashboard;
 pub mod error;
 pub mod keys;

@@ -20,7 +20,7 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::PayloadTooLarge
         }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType("application/json"),
         JsonPayloadError::Deserialize(err) => {
             ApiError::BadRequest(format!("the body is not valid JSON: {}", describe(&err)))
         }

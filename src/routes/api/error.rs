@@ -27,6 +27,8 @@ pub enum Challenge {
     InvalidToken,
     /// Credentials other than a bearer token were wrong (a password).
     None,
+    /// A service client's HTTP Basic credentials were missing or wrong.
+    Basic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +50,9 @@ pub enum ApiError {
     Conflict(&'static str),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A body not declared as the media type the operation reads.
     #[error("unsupported media type")]
-    UnsupportedMediaType,
+    UnsupportedMediaType(&'static str),
     #[error("validation failed")]
     Unprocessable(FieldErrors),
     #[error("too many requests")]
@@ -113,9 +116,9 @@ impl ApiError {
                 "payload-too-large",
                 format!("the body is over {} bytes", crate::BODY_LIMIT),
             ),
-            ApiError::UnsupportedMediaType => (
+            ApiError::UnsupportedMediaType(expected) => (
                 "unsupported-media-type",
-                "the body must be declared application/json".into(),
+                format!("the body must be declared {expected}"),
             ),
             ApiError::Unprocessable(_) => (
                 "validation-failed",
@@ -159,7 +162,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -188,6 +191,15 @@ impl ResponseError for ApiError {
             } => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+            }
+            ApiError::Unauthorized {
+                challenge: Challenge::Basic,
+                ..
+            } => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"latchkey\", charset=\"UTF-8\"",
+                ));
             }
             ApiError::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
@@ -228,6 +240,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::RefreshRefused => {
                 ApiError::unauthorized("the refresh token is not valid")
             }
+            ServiceError::BadClientCredentials => ApiError::Unauthorized {
+                detail: "the client credentials are not valid",
+                challenge: Challenge::Basic,
+            },
+            ServiceError::NoSuchClient => ApiError::NotFound,
             ServiceError::Busy(why) => ApiError::Unavailable(why),
             ServiceError::Unexpected(err) => ApiError::Unexpected(err),
         }

@@ -3,7 +3,9 @@
 
 pub mod body;
 pub mod caller;
+pub mod clients;
 pub mod error;
+pub mod introspect;
 pub mod keys;
 pub mod openapi;
 pub mod passwords;

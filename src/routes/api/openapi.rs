@@ -2,7 +2,7 @@
 //! request and response types, so it cannot drift from the code.
 
 use super::error::Problem;
-use super::{keys, passwords, tokens, users, verify, views};
+use super::{clients, introspect, keys, passwords, tokens, users, verify, views};
 use crate::domain::Role;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -26,20 +26,24 @@ use utoipa::{Modify, OpenApi};
         users::get, users::replace, users::patch, users::delete,
         openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
-        keys::list, keys::rotate, verify::verify,
+        keys::list, keys::rotate, verify::verify, introspect::introspect,
+        clients::list, clients::create, clients::revoke,
     ),
     components(schemas(
         Problem, Role, views::UserView, views::UserPage, views::TokenResponse, views::KeyView,
         users::CreateUser, users::ReplaceUser, users::PatchUser,
         tokens::LoginRequest, tokens::RefreshRequest,
         passwords::ChangePassword, passwords::SetPassword, keys::RotateRequest,
+        views::ClientView, views::NewClientView, clients::CreateClient, clients::ClientList,
+        introspect::IntrospectRequest, introspect::Introspection,
     )),
     modifiers(&BearerScheme, &ProblemResponses),
     tags(
         (name = "users", description = "Registration and user management"),
         (name = "tokens", description = "Sign-in, refresh and sign-out"),
         (name = "keys", description = "The signing key ring (admins)"),
-        (name = "auth", description = "Forward auth, for reverse proxies in front of other services"),
+        (name = "auth", description = "Forward auth and token introspection, for other services"),
+        (name = "clients", description = "Service clients: credentials for introspection (admins)"),
     ),
 )]
 pub struct ApiDoc;
@@ -68,6 +72,17 @@ impl Modify for BearerScheme {
                     .bearer_format("JWT")
                     .description(Some(
                         "An access token from /api/user/login or /api/user/refresh-token",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "A service client's id and secret, from /api/admin/clients",
                     ))
                     .build(),
             ),

@@ -1,7 +1,7 @@
 //! What the JSON API sends: views built from store rows, never the rows
 //! themselves (a row holds a password hash or a key's secret).
 
-use crate::db::models::{SigningKeyRow, UserRow};
+use crate::db::models::{ServiceClientRow, SigningKeyRow, UserRow};
 use crate::domain::Role;
 use crate::rfc3339::format as rfc3339;
 use serde::Serialize;
@@ -83,4 +83,47 @@ impl From<&SigningKeyRow> for KeyView {
             retired_at: row.retired_at.map(rfc3339),
         }
     }
+}
+
+/// A service client, never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    /// The HTTP Basic user name of the client (UUID text).
+    pub id: String,
+    pub name: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// Who created it: a user id, or `cli`.
+    pub created_by: String,
+    /// When it last authenticated (to the minute); `null` if never.
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// `null` while the client works.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ServiceClientRow> for ClientView {
+    fn from(row: &ServiceClientRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            created_at: rfc3339(row.created_at),
+            created_by: row.created_by.clone(),
+            last_used_at: row.last_used_at.map(rfc3339),
+            revoked_at: row.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A client just created: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewClientView {
+    pub id: String,
+    pub name: String,
+    /// The HTTP Basic password of the client. Shown this once; latchkey
+    /// keeps only its hash.
+    pub secret: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
 }

@@ -74,6 +74,9 @@ async fn every_command_has_help() {
         &["admin", "reset-password", "--help"],
         &["keys", "rotate", "--help"],
         &["sessions", "revoke-all", "--help"],
+        &["clients", "create", "--help"],
+        &["clients", "list", "--help"],
+        &["clients", "revoke", "--help"],
         &["backup", "--help"],
         &["migrate-store", "--help"],
         &["healthcheck", "--help"],
@@ -386,4 +389,78 @@ async fn sessions_revoke_all_from_the_shell_ends_console_sign_ins_too() {
     assert_eq!(signed_out.status(), 303);
     assert_eq!(signed_out.headers()["location"], "/admin/login");
     assert_eq!(first_console.get("/admin/users").await.status(), 303);
+}
+
+/// The value of the `name:` line of a command's output.
+fn line_value(output: &str, name: &str) -> String {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} line in {output}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn clients_are_created_listed_and_revoked_from_the_shell_for_the_running_server() {
+    use crate::clients::{ServiceClient, introspect, introspect_as};
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let created = latchkey(&app, &["clients", "create", "--name", "nightly export"], "");
+    assert!(created.status.success(), "{}", stderr(&created));
+    let out = stdout(&created);
+    assert!(out.contains("shown this once"), "{out}");
+    let client = ServiceClient {
+        id: line_value(&out, "id:"),
+        secret: line_value(&out, "secret:"),
+    };
+    assert_eq!(
+        introspect(&app, &client, &user.access_token).await["active"],
+        true,
+        "the running server knows the new client"
+    );
+
+    let listed = latchkey(&app, &["clients", "list"], "");
+    assert!(listed.status.success());
+    let out = stdout(&listed);
+    assert!(
+        out.contains(&client.id) && out.contains("\"nightly export\"") && out.contains("active"),
+        "{out}"
+    );
+    assert!(!out.contains(&client.secret), "a list never shows a secret");
+
+    let revoked = latchkey(&app, &["clients", "revoke", &client.id], "");
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("revoked"));
+    let refused = introspect_as(
+        &app,
+        &client.id,
+        &client.secret,
+        &[("token", &user.access_token)],
+    )
+    .await;
+    assert_eq!(refused.status(), 401, "refused from the next request on");
+    assert!(stdout(&latchkey(&app, &["clients", "list"], "")).contains("revoked"));
+
+    // Mistakes: one line, exit 1, nothing changed.
+    let again = latchkey(&app, &["clients", "revoke", &client.id], "");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("no such service client"),
+        "{}",
+        stderr(&again)
+    );
+    let unnamed = latchkey(&app, &["clients", "create", "--name", "  "], "");
+    assert_eq!(unnamed.status.code(), Some(1));
+    assert!(
+        stderr(&unnamed).contains("--name must not be empty"),
+        "{}",
+        stderr(&unnamed)
+    );
+    assert_eq!(
+        stdout(&latchkey(&app, &["clients", "list"], ""))
+            .lines()
+            .count(),
+        1
+    );
 }

@@ -93,6 +93,7 @@ async fn anonymous_visitors_are_sent_to_the_sign_in_page() {
         "/admin/users",
         "/admin/users/new",
         "/admin/keys",
+        "/admin/clients",
         "/admin/audit",
     ] {
         let response = console.get(path).await;
@@ -148,6 +149,7 @@ async fn console_pages_carry_the_strict_csp_and_are_never_cached() {
         "/admin",
         "/admin/users",
         "/admin/keys",
+        "/admin/clients",
         "/admin/audit",
     ] {
         let response = console.get(path).await;
@@ -371,10 +373,12 @@ async fn get_requests_never_change_anything() {
     let app = spawn_app().await;
     let console = Console::signed_in_admin(&app).await;
     let user = app.new_user().await;
+    let client = crate::clients::create_client(&app, &app.admin().await, "kept").await;
     for path in [
         format!("/admin/users/{}/delete", user.id),
         "/admin/keys/rotate".into(),
         "/admin/logout".into(),
+        format!("/admin/clients/{}/revoke", client.id),
         format!("/admin/users/{}/sessions/revoke-all", user.id),
     ] {
         let response = console.get(&path).await;
@@ -391,6 +395,88 @@ async fn get_requests_never_change_anything() {
         200
     );
     assert_eq!(console.get("/admin").await.status(), 200, "still signed in");
+    assert_eq!(
+        crate::clients::introspect(&app, &client, &user.access_token).await["active"],
+        true,
+        "the client was not revoked"
+    );
+}
+
+#[tokio::test]
+async fn service_clients_from_the_console_are_guarded_and_escaped() {
+    let app = spawn_app().await;
+    let console = Console::signed_in_admin(&app).await;
+    // Created with a name that is markup: shown as text, on the answer
+    // and on the list.
+    let name = "<script>alert(1)</script>";
+    let created = console
+        .post("/admin/clients", "/admin/clients", &[("name", name)])
+        .await;
+    assert_eq!(created.status(), 200, "the secret is on the answer itself");
+    let html = created.text().await.unwrap();
+    assert!(html.contains("lks_") && !html.contains(name), "{html}");
+    let list = console.page("/admin/clients").await;
+    assert!(!list.contains(name) && list.contains("alert(1)"));
+    assert!(!list.contains("lks_"), "the list never shows a secret");
+    // A refused name keeps what was typed, with the reason.
+    let refused = console
+        .post(
+            "/admin/clients",
+            "/admin/clients",
+            &[("name", &"n".repeat(101))],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("at most 100 characters") && html.contains(&"n".repeat(101)));
+    // From another site, nothing is created or revoked.
+    let csrf = csrf_of(&console.page("/admin/clients").await);
+    let forged = console
+        .client
+        .post(app.url("/admin/clients"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf_token", csrf.as_str()), ("name", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let admin = app.admin().await;
+    let listed = json_body(
+        app.get("/api/admin/clients", Some(&admin.access_token))
+            .await,
+    )
+    .await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the first was created: {listed}");
+    let id = items[0]["id"].as_str().unwrap();
+    let forged = console
+        .client
+        .post(app.url(&format!("/admin/clients/{id}/revoke")))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // An unknown client is a page saying so.
+    let unknown = console
+        .post("/admin/clients", "/admin/clients/no-such/revoke", &[])
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let revoked = console
+        .post(
+            "/admin/clients",
+            &format!("/admin/clients/{id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let listed = json_body(
+        app.get("/api/admin/clients", Some(&admin.access_token))
+            .await,
+    )
+    .await;
+    assert!(listed["items"][0]["revoked_at"].is_string());
 }
 
 #[tokio::test]

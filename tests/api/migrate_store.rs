@@ -9,10 +9,12 @@ use crate::helpers::*;
 use diesel::prelude::*;
 use latchkey::db::DbConnection;
 use latchkey::db::console_sessions::ConsoleSessionRow;
-use latchkey::db::models::{AuditRow, RefreshTokenRow, SessionRow, SigningKeyRow, UserRow};
+use latchkey::db::models::{
+    AuditRow, RefreshTokenRow, ServiceClientRow, SessionRow, SigningKeyRow, UserRow,
+};
 use latchkey::db::schema::{
-    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, sessions,
-    signing_keys, users,
+    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, service_clients,
+    sessions, signing_keys, users,
 };
 use serde_json::json;
 use std::process::{Command, Output};
@@ -77,6 +79,17 @@ fn dump(conn: &mut DbConnection) -> Vec<String> {
         .load(conn)
         .unwrap();
     lines.extend(console.iter().map(|row| format!("{row:?}")));
+    let clients: Vec<ServiceClientRow> = service_clients::table
+        .order(service_clients::id)
+        .select(ServiceClientRow::as_select())
+        .load(conn)
+        .unwrap();
+    lines.extend(clients.iter().map(|row| {
+        format!(
+            "{row:?} secret_hash={} created={:?} by={} used={:?}",
+            row.secret_hash, row.created_at, row.created_by, row.last_used_at
+        )
+    }));
     let throttle: Vec<(String, chrono::NaiveDateTime, i32)> = login_throttle::table
         .order(login_throttle::subject)
         .load(conn)
@@ -110,7 +123,7 @@ async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
 
     // Something of every kind: sessions with refresh chains (one spent
     // link), two keys, a disabled user, a locked account, a console
-    // session, audit entries.
+    // session, a service client, audit entries.
     let admin = old.admin().await;
     let user = old.new_user().await;
     let refreshed = json_body(old.refresh(&user.refresh_token).await).await;
@@ -142,6 +155,11 @@ async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
     }
     assert_eq!(old.login(&locked.email, PASSWORD).await.status(), 429);
     let console = Console::signed_in_admin(&old).await;
+    let service = crate::clients::create_client(&old, &admin, "moved").await;
+    assert_eq!(
+        crate::clients::introspect(&old, &service, &access).await["active"],
+        true
+    );
 
     let before = dump(&mut open_store(&sqlite));
     let postgres = crate::postgres::new_empty_database();
@@ -149,7 +167,8 @@ async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
     assert!(copied.status.success(), "{}", stderr(&copied));
     assert!(
         stdout(&copied).starts_with(
-            "copied 4 users, 4 sessions, 5 refresh tokens, 2 signing keys, 1 console session, "
+            "copied 4 users, 4 sessions, 5 refresh tokens, 2 signing keys, 1 console session, \
+             1 service client, "
         ),
         "{}",
         stdout(&copied)
@@ -189,6 +208,11 @@ async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
         console.on(&new).get("/admin/users").await.status(),
         200,
         "the console cookie of the old store"
+    );
+    assert_eq!(
+        crate::clients::introspect(&new, &service, &access).await["active"],
+        true,
+        "the service client's secret of the old store"
     );
 
     // And back to a new SQLite file.

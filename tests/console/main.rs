@@ -426,6 +426,77 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
     );
     b.screenshot("keys").await;
 
+    // A service client: created here, its secret read off the page and
+    // used by a service, then revoked.
+    b.open("/admin/clients").await;
+    assert!(b.main_text().await.contains("No service clients yet"));
+    b.fill("#name", "   ").await;
+    b.click("form[action='/admin/clients'] button[type=submit]")
+        .await;
+    assert!(b.main_text().await.contains("must not be empty"));
+    b.fill("#name", "billing service").await;
+    b.click("form[action='/admin/clients'] button[type=submit]")
+        .await;
+    let shown = b.main_text().await;
+    assert!(shown.contains("shown this once"), "{shown}");
+    let value_of = |css: &'static str| {
+        let client = b.client.clone();
+        async move {
+            client
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (client_id, client_secret) = (
+        value_of("#client_id").await,
+        value_of("#client_secret").await,
+    );
+    b.screenshot("client-created").await;
+    let admin_token = api_login(&base, "ada@example.com", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let introspect = |secret: String| {
+        let (url, id, token) = (
+            format!("{base}/api/oauth/introspect"),
+            client_id.clone(),
+            admin_token.clone(),
+        );
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let found = introspect(client_secret.clone()).await;
+    assert_eq!(found.status(), 200);
+    let found: Value = found.json().await.unwrap();
+    assert_eq!(found["username"], "ada@example.com");
+    b.click("a.button.secondary").await;
+    let listed = b.main_text().await;
+    assert!(
+        listed.contains("billing service")
+            && listed.contains("active")
+            && !listed.contains(&client_secret),
+        "{listed}"
+    );
+    b.click(&format!(
+        "form[action='/admin/clients/{client_id}/revoke'] button"
+    ))
+    .await;
+    assert!(b.main_text().await.contains("Revoked billing service"));
+    b.screenshot("clients").await;
+    assert_eq!(introspect(client_secret).await.status(), 401);
+
     // The audit log holds what was done.
     b.open("/admin/audit").await;
     let audit = b.main_text().await;
@@ -437,6 +508,8 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
         "session.revoke",
         "user.password_set",
         "key.rotate",
+        "client.create",
+        "client.revoke",
     ] {
         assert!(audit.contains(action), "{action} in the audit log");
     }

@@ -1,5 +1,5 @@
 //! criterion benches for the hot functions: issuing and verifying an access
-//! token (the extractor's whole work, without I/O), verifying a password on
+//! token, HS256 and EdDSA (the extractor's whole work, without I/O), verifying a password on
 //! the hasher threads, and one refresh rotation against a real SQLite file.
 //!
 //! `cargo bench --bench hot_paths`
@@ -14,7 +14,7 @@ use latchkey::auth::tokens::TokenService;
 use latchkey::client::ClientInfo;
 use latchkey::config::Settings;
 use latchkey::db::{self, keys as key_store, models::NewUserRow, users};
-use latchkey::domain::{PasswordPolicy, Role, UserId};
+use latchkey::domain::{KeyAlgorithm, PasswordPolicy, Role, UserId};
 use std::hint::black_box;
 
 fn settings(db: &str) -> Settings {
@@ -22,19 +22,27 @@ fn settings(db: &str) -> Settings {
 }
 
 fn tokens(c: &mut Criterion) {
+    for algorithm in [KeyAlgorithm::Hs256, KeyAlgorithm::EdDsa] {
+        tokens_of(c, algorithm);
+    }
+}
+
+/// Issue and verify with a ring whose active key is of `algorithm`.
+fn tokens_of(c: &mut Criterion, algorithm: KeyAlgorithm) {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path().join("b.db").to_str().unwrap());
     let pool = db::open(&settings.database, 1).unwrap();
     let mut conn = pool.get().unwrap();
     let window = TimeDelta::seconds(300);
-    latchkey::auth::keys::prepare(&mut conn, None, Utc::now().naive_utc(), window).unwrap();
+    latchkey::auth::keys::prepare(&mut conn, algorithm, None, Utc::now().naive_utc(), window)
+        .unwrap();
     let keys = KeyRing::new(&key_store::all(&mut conn).unwrap(), window).unwrap();
     let service = TokenService::new(&settings);
     let revocations = RevocationSet::new(window);
     // A realistic set: a few hundred recently revoked sessions.
     revocations.insert_all((0..500).map(|n| format!("revoked-{n}")), Utc::now());
     let ends = Utc::now() + TimeDelta::hours(1);
-    c.bench_function("token issue", |b| {
+    c.bench_function(&format!("token issue ({algorithm})"), |b| {
         b.iter(|| {
             service.issue(
                 &keys,
@@ -52,7 +60,7 @@ fn tokens(c: &mut Criterion) {
         .token;
     // A token's first request runs the whole check (and remembers it);
     // every later request with it checks only what can change.
-    c.bench_function("token verify, first request", |b| {
+    c.bench_function(&format!("token verify, first request ({algorithm})"), |b| {
         b.iter_batched(
             || {
                 service
@@ -68,13 +76,16 @@ fn tokens(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    c.bench_function("token verify, later requests", |b| {
-        b.iter(|| {
-            service
-                .verify(black_box(&token), &keys, &revocations, Utc::now())
-                .unwrap()
-        })
-    });
+    c.bench_function(
+        &format!("token verify, later requests ({algorithm})"),
+        |b| {
+            b.iter(|| {
+                service
+                    .verify(black_box(&token), &keys, &revocations, Utc::now())
+                    .unwrap()
+            })
+        },
+    );
 }
 
 fn passwords(c: &mut Criterion) {

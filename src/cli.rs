@@ -290,8 +290,9 @@ async fn rotate_keys(settings: Settings, revoke_previous: bool) -> Result<String
     let state = open(settings)?;
     let key = keys::rotate(&state, &operator(), &ClientInfo::default(), revoke_previous).await?;
     Ok(format!(
-        "{} is the active key{}",
+        "{} ({}) is the active key{}",
         key.kid,
+        key.algorithm,
         if revoke_previous {
             "; every other key is retired"
         } else {

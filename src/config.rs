@@ -2,7 +2,7 @@
 //! named here, with its default. A bad value is a [`ConfigError`] naming the
 //! variable; `main` prints it on one line and exits with code 2.
 
-use crate::domain::{Email, PasswordPolicy};
+use crate::domain::{Email, KeyAlgorithm, PasswordPolicy};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -152,6 +152,8 @@ pub struct Settings {
     pub bind_address: String,
     /// Raw bytes of `SECRET_KEY`, at least 32 of them.
     pub secret_key: Option<Vec<u8>>,
+    /// How new access tokens are signed (`JWT_ALGORITHM`).
+    pub jwt_algorithm: KeyAlgorithm,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub registration: Registration,
@@ -216,6 +218,7 @@ pub const VARIABLES: &[&str] = &[
     "TOKEN_LEEWAY",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
+    "JWT_ALGORITHM",
     "LOGIN_MAX_FAILURES",
     "LOGIN_MAX_FAILURES_PER_ADDRESS",
     "LOGIN_WINDOW",
@@ -256,6 +259,13 @@ impl Settings {
         let settings = Settings {
             database: database(env.string("DATABASE_URL"))?,
             secret_key: secret_key(env.raw("SECRET_KEY"))?,
+            // JOSE spells them `HS256` and `EdDSA`; any letter case will do.
+            jwt_algorithm: match env.string("JWT_ALGORITHM") {
+                None => KeyAlgorithm::Hs256,
+                Some(name) if name.eq_ignore_ascii_case("HS256") => KeyAlgorithm::Hs256,
+                Some(name) if name.eq_ignore_ascii_case("EdDSA") => KeyAlgorithm::EdDsa,
+                Some(name) => return Err(invalid("JWT_ALGORITHM", &name, "`HS256` or `EdDSA`")),
+            },
             admin_email: env.string("ADMIN_EMAIL"),
             admin_password: env.raw("ADMIN_PASSWORD"),
             registration: match env.string("REGISTRATION").as_deref() {
@@ -296,6 +306,13 @@ impl Settings {
             hasher_queue: env.count("HASHER_QUEUE", 128)? as usize,
             bind_address,
         };
+        if settings.jwt_algorithm == KeyAlgorithm::EdDsa && settings.secret_key.is_some() {
+            return Err(ConfigError::new(
+                "SECRET_KEY",
+                "is an HMAC key, which JWT_ALGORITHM=EdDSA does not use (the ring makes Ed25519 \
+                 keys); unset it: the tokens it signed keep working until they expire",
+            ));
+        }
         match (&settings.admin_email, &settings.admin_password) {
             (Some(_), None) => Err(ConfigError {
                 variable: "ADMIN_PASSWORD",

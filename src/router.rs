@@ -7,7 +7,9 @@
 use crate::middleware::{ConsoleSessions, page_headers};
 use crate::routes::api::body::json_error;
 use crate::routes::api::error::{self as api_error, ApiError};
-use crate::routes::api::{clients, introspect, keys, openapi, passwords, tokens, users, verify};
+use crate::routes::api::{
+    clients, introspect, jwks, keys, openapi, passwords, tokens, users, verify,
+};
 use crate::routes::{admin, service};
 use actix_web::{Resource, web};
 
@@ -42,6 +44,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/healthz", "GET").route(web::get().to(service::healthz)))
     .service(resource("/readyz", "GET").route(web::get().to(service::readyz)))
     .service(resource("/metrics", "GET").route(web::get().to(service::metrics)))
+    .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks::jwks)))
     .service(resource("/api/openapi.json", "GET").route(web::get().to(openapi::openapi)))
     .service(
         resource("/api/user", "GET, POST")

@@ -90,9 +90,9 @@ impl AppState {
         let mut conn = pool
             .get()
             .map_err(|e| store(format!("cannot open the store: {e}")))?;
-        let secret = settings.secret_key.clone();
+        let (secret, algorithm) = (settings.secret_key.clone(), settings.jwt_algorithm);
         let prepared = db::write(&mut conn, |conn| {
-            keys::prepare(conn, secret.as_deref(), now.naive_utc(), window)
+            keys::prepare(conn, algorithm, secret.as_deref(), now.naive_utc(), window)
         })
         .map_err(|e: diesel::result::Error| store(format!("cannot prepare the key ring: {e}")))?;
         match prepared {
@@ -103,11 +103,14 @@ impl AppState {
             Prepared::SecretKeyRetired => {
                 log::warn!("SECRET_KEY names a retired key; it is not used for signing")
             }
+            Prepared::AlgorithmChanged => log::info!(
+                "JWT_ALGORITHM is {algorithm}: a new {algorithm} key is active; tokens signed \
+                 before keep working until they expire"
+            ),
             Prepared::Unchanged => {}
         }
         let rows = key_store::all(&mut conn).map_err(|e| store(e.to_string()))?;
-        let keys = KeyRing::new(&rows, window)
-            .map_err(|e| ConfigError::new("SECRET_KEY", e.to_string()))?;
+        let keys = KeyRing::new(&rows, window).map_err(|e| store(e.to_string()))?;
         let feed_start = changes::latest(&mut conn).map_err(|e| store(e.to_string()))?;
         let revocations = RevocationSet::new(window);
         let revoked = sessions::revoked_since(&mut conn, revocations.since(now).naive_utc())

@@ -1,4 +1,5 @@
-//! Access tokens: HS256 JWTs signed with the key ring's active key.
+//! Access tokens: JWTs signed with the key ring's active key, HS256 or
+//! EdDSA (Ed25519), whichever that key is.
 //!
 //! Verification refuses everything API.md lists (and SECURITY.md items
 //! 1–6): the checks on the raw token and its header come first, so a forged
@@ -9,7 +10,7 @@ use super::keys::KeyRing;
 use super::revocation::RevocationSet;
 use super::verified::VerifiedTokens;
 use crate::config::Settings;
-use crate::domain::Role;
+use crate::domain::{KeyAlgorithm, Role};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
 
@@ -24,7 +25,7 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 pub enum TokenError {
     #[error("malformed token")]
     Malformed,
-    #[error("algorithm other than HS256")]
+    #[error("algorithm other than the key's (HS256 or EdDSA)")]
     Algorithm,
     #[error("typ is not at+jwt")]
     Type,
@@ -54,26 +55,33 @@ pub struct TokenService {
     audience: String,
     ttl: i64,
     leeway: i64,
-    validation: Validation,
+    /// What a signed token must satisfy, one per algorithm (each accepts
+    /// only its own).
+    hs256: Validation,
+    eddsa: Validation,
     verified: VerifiedTokens,
 }
 
 impl TokenService {
     pub fn new(settings: &Settings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // jsonwebtoken's default leeway is 60 s; ours is TOKEN_LEEWAY (0).
-        validation.leeway = settings.token_leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.set_issuer(&[&settings.jwt_issuer]);
-        validation.set_audience(&[&settings.jwt_audience]);
+        let validation = |algorithm| {
+            let mut validation = Validation::new(algorithm);
+            // jsonwebtoken's default leeway is 60 s; ours is TOKEN_LEEWAY (0).
+            validation.leeway = settings.token_leeway.as_secs();
+            validation.validate_exp = true;
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+            validation.set_issuer(&[&settings.jwt_issuer]);
+            validation.set_audience(&[&settings.jwt_audience]);
+            validation
+        };
         Self {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             ttl: settings.access_token_ttl.as_secs() as i64,
             leeway: settings.token_leeway.as_secs() as i64,
-            validation,
+            hs256: validation(Algorithm::HS256),
+            eddsa: validation(Algorithm::EdDSA),
             verified: VerifiedTokens::new(super::verified::CAPACITY),
         }
     }
@@ -103,7 +111,7 @@ impl TokenService {
             role,
         };
         let key = keys.active();
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(jose_algorithm(key.algorithm));
         header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
@@ -133,7 +141,7 @@ impl TokenService {
         }
         check_shape(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::HS256 {
+        if !matches!(header.alg, Algorithm::HS256 | Algorithm::EdDSA) {
             return Err(TokenError::Algorithm);
         }
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
@@ -151,8 +159,18 @@ impl TokenService {
             return Err(TokenError::EmbeddedKey);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = keys.verifier(kid, now).ok_or(TokenError::UnknownKey)?;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
+        let (algorithm, key) = keys.verifier(kid, now).ok_or(TokenError::UnknownKey)?;
+        // The key decides the algorithm: an HS256 token naming an Ed25519
+        // key (its public half used as an HMAC secret) is refused here, as
+        // is the reverse.
+        if header.alg != jose_algorithm(algorithm) {
+            return Err(TokenError::Algorithm);
+        }
+        let validation = match algorithm {
+            KeyAlgorithm::Hs256 => &self.hs256,
+            KeyAlgorithm::EdDsa => &self.eddsa,
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
         self.check_live(&claims, now, revocations)?;
@@ -183,6 +201,14 @@ impl TokenService {
             return Err(TokenError::Revoked);
         }
         Ok(())
+    }
+}
+
+/// The JOSE algorithm of a key.
+fn jose_algorithm(algorithm: KeyAlgorithm) -> Algorithm {
+    match algorithm {
+        KeyAlgorithm::Hs256 => Algorithm::HS256,
+        KeyAlgorithm::EdDsa => Algorithm::EdDSA,
     }
 }
 
@@ -237,7 +263,8 @@ mod properties {
     use crate::db::models::SigningKeyRow;
     use proptest::prelude::*;
 
-    fn service() -> (TokenService, KeyRing, RevocationSet) {
+    /// A service with one active key: HMAC, or Ed25519 when `eddsa`.
+    fn service(eddsa: bool) -> (TokenService, KeyRing, RevocationSet) {
         let settings = Settings::from_lookup(|_| None).unwrap();
         let row = SigningKeyRow {
             kid: "k1".into(),
@@ -246,6 +273,11 @@ mod properties {
             created_at: Utc::now().naive_utc(),
             deactivated_at: None,
             retired_at: None,
+            algorithm: if eddsa {
+                KeyAlgorithm::EdDsa
+            } else {
+                KeyAlgorithm::Hs256
+            },
         };
         let keys = KeyRing::new(&[row], chrono::TimeDelta::seconds(300)).unwrap();
         (
@@ -257,14 +289,14 @@ mod properties {
 
     proptest! {
         #[test]
-        fn verifying_any_text_never_panics_and_never_accepts(token in "\\PC{0,400}|[A-Za-z0-9_\\-]{0,60}\\.[A-Za-z0-9_\\-]{0,200}\\.[A-Za-z0-9_\\-]{0,60}") {
-            let (service, keys, revocations) = service();
+        fn verifying_any_text_never_panics_and_never_accepts(token in "\\PC{0,400}|[A-Za-z0-9_\\-]{0,60}\\.[A-Za-z0-9_\\-]{0,200}\\.[A-Za-z0-9_\\-]{0,60}", eddsa in any::<bool>()) {
+            let (service, keys, revocations) = service(eddsa);
             prop_assert!(service.verify(&token, &keys, &revocations, Utc::now()).is_err());
         }
 
         #[test]
-        fn an_issued_token_verifies_and_any_change_to_it_does_not(position in 0usize..400, byte in any::<u8>()) {
-            let (service, keys, revocations) = service();
+        fn an_issued_token_verifies_and_any_change_to_it_does_not(position in 0usize..400, byte in any::<u8>(), eddsa in any::<bool>()) {
+            let (service, keys, revocations) = service(eddsa);
             let now = Utc::now();
             let issued = service.issue(&keys, "u", "s", Role::User, now + chrono::TimeDelta::hours(1), now).unwrap();
             prop_assert!(service.verify(&issued.token, &keys, &revocations, now).is_ok());

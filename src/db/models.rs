@@ -6,7 +6,7 @@
 //! Times are UTC, stored as SQL `TIMESTAMP` (`NaiveDateTime` in UTC).
 
 use super::schema::{audit_log, refresh_tokens, service_clients, sessions, signing_keys, users};
-use crate::domain::{KeyState, Role, UserId};
+use crate::domain::{KeyAlgorithm, KeyState, Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -120,6 +120,7 @@ pub struct SigningKeyRow {
     pub created_at: NaiveDateTime,
     pub deactivated_at: Option<NaiveDateTime>,
     pub retired_at: Option<NaiveDateTime>,
+    pub algorithm: KeyAlgorithm,
 }
 
 impl std::fmt::Debug for SigningKeyRow {
@@ -127,6 +128,7 @@ impl std::fmt::Debug for SigningKeyRow {
         f.debug_struct("SigningKeyRow")
             .field("kid", &self.kid)
             .field("state", &self.state)
+            .field("algorithm", &self.algorithm)
             .field("created_at", &self.created_at)
             .finish_non_exhaustive()
     }

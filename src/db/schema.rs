@@ -92,6 +92,7 @@ diesel::table! {
         created_at -> Timestamp,
         deactivated_at -> Nullable<Timestamp>,
         retired_at -> Nullable<Timestamp>,
+        algorithm -> Text,
     }
 }
 

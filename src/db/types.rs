@@ -3,7 +3,7 @@
 //! error, never a guess.
 
 use super::MultiBackend;
-use crate::domain::{KeyState, Role, UserId};
+use crate::domain::{KeyAlgorithm, KeyState, Role, UserId};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
 use diesel::pg::Pg;
@@ -42,6 +42,16 @@ impl AsText for KeyState {
     fn from_text(text: String) -> deserialize::Result<Self> {
         KeyState::parse(&text)
             .ok_or_else(|| format!("unknown key state {text:?} in the store").into())
+    }
+}
+
+impl AsText for KeyAlgorithm {
+    fn text(&self) -> &str {
+        self.as_str()
+    }
+    fn from_text(text: String) -> deserialize::Result<Self> {
+        KeyAlgorithm::parse(&text)
+            .ok_or_else(|| format!("unknown key algorithm {text:?} in the store").into())
     }
 }
 
@@ -87,4 +97,4 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(UserId, Role, KeyState);
+stored_as_text!(UserId, Role, KeyState, KeyAlgorithm);

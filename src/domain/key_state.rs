@@ -41,3 +41,40 @@ impl fmt::Display for KeyState {
         f.write_str(self.as_str())
     }
 }
+
+/// How a key signs: HMAC-SHA256 (`HS256`, the secret signs and verifies)
+/// or Ed25519 (`EdDSA`, the private half signs, the public half, which
+/// the JWKS publishes, verifies).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum KeyAlgorithm {
+    Hs256,
+    EdDsa,
+}
+
+impl KeyAlgorithm {
+    /// The name in `JWT_ALGORITHM`, the store and a token's `alg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Hs256 => "HS256",
+            KeyAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Exactly `HS256` or `EdDSA`, as JOSE spells them.
+    pub fn parse(input: &str) -> Option<Self> {
+        match input {
+            "HS256" => Some(KeyAlgorithm::Hs256),
+            "EdDSA" => Some(KeyAlgorithm::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

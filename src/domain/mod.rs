@@ -12,7 +12,7 @@ mod user;
 
 pub use email::Email;
 pub use id::UserId;
-pub use key_state::KeyState;
+pub use key_state::{KeyAlgorithm, KeyState};
 pub use name::{ClientName, PersonName};
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;

@@ -33,14 +33,18 @@ pub async fn rotate(
 ) -> Result<SigningKeyRow, ServiceError> {
     actor.require_admin()?;
     let (actor_id, client, now) = (actor.audit_name(), client.clone(), state.now_naive());
+    let algorithm = state.settings.jwt_algorithm;
     let _ring = state.key_updates.lock().await;
     let (key, rows) = state
         .write(move |conn| {
-            let key = keys::rotate(conn, revoke_previous, now)?;
+            let key = keys::rotate(conn, algorithm, revoke_previous, now)?;
             Event::new(&actor_id, "key.rotate", Outcome::Ok)
                 .target(&key.kid)
                 .client(&client)
-                .detail(serde_json::json!({ "revoke_previous": revoke_previous }))
+                .detail(serde_json::json!({
+                    "revoke_previous": revoke_previous,
+                    "algorithm": algorithm.as_str(),
+                }))
                 .write(conn, now)?;
             Ok::<_, ServiceError>((key, key_store::all(conn)?))
         })

@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod console;
 mod crash;
+mod eddsa;
 mod errors;
 mod files;
 mod forged_tokens;

@@ -35,11 +35,21 @@ fn a_bad_value_stops_the_start_with_one_line_naming_the_variable_and_exit_code_2
         ("DATABASE_URL", "/proc/no-such-dir/latchkey.db"),
         ("BIND_ADDRESS", "not-an-address"),
         ("ADMIN_PASSWORD", "password"),
+        ("JWT_ALGORITHM", "RS256"),
+        ("JWT_ALGORITHM", "none"),
+        // An HMAC key where Ed25519 keys are made.
+        (
+            "SECRET_KEY",
+            "a-long-enough-hmac-secret-of-32-bytes-and-more",
+        ),
     ];
     for (variable, value) in cases {
         let mut env = vec![("BIND_ADDRESS", "127.0.0.1:0"), (*variable, *value)];
         if *variable == "ADMIN_PASSWORD" {
             env.push(("ADMIN_EMAIL", "root@example.com"));
+        }
+        if *variable == "SECRET_KEY" && value.len() >= 32 {
+            env.push(("JWT_ALGORITHM", "EdDSA"));
         }
         let output = latchkey(dir.path(), &env).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

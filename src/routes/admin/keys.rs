@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 pub struct KeyLine {
     pub kid: String,
+    pub algorithm: String,
     pub state: String,
     pub created_at: String,
     pub age: String,
@@ -37,6 +38,7 @@ pub async fn list(
         .iter()
         .map(|row| KeyLine {
             kid: row.kid.clone(),
+            algorithm: row.algorithm.to_string(),
             state: row.state.to_string(),
             created_at: rfc3339(row.created_at),
             age: describe_age(now - row.created_at),

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod clients;
 pub mod error;
 pub mod introspect;
+pub mod jwks;
 pub mod keys;
 pub mod openapi;
 pub mod passwords;

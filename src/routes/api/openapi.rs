@@ -2,7 +2,7 @@
 //! request and response types, so it cannot drift from the code.
 
 use super::error::Problem;
-use super::{clients, introspect, keys, passwords, tokens, users, verify, views};
+use super::{clients, introspect, jwks, keys, passwords, tokens, users, verify, views};
 use crate::domain::Role;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         users::get, users::replace, users::patch, users::delete,
         openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
-        keys::list, keys::rotate, verify::verify, introspect::introspect,
+        keys::list, keys::rotate, verify::verify, introspect::introspect, jwks::jwks,
         clients::list, clients::create, clients::revoke,
     ),
     components(schemas(
@@ -35,14 +35,15 @@ use utoipa::{Modify, OpenApi};
         tokens::LoginRequest, tokens::RefreshRequest,
         passwords::ChangePassword, passwords::SetPassword, keys::RotateRequest,
         views::ClientView, views::NewClientView, clients::CreateClient, clients::ClientList,
-        introspect::IntrospectRequest, introspect::Introspection,
+        introspect::IntrospectRequest, introspect::Introspection, jwks::JwkSet, jwks::Jwk,
     )),
     modifiers(&BearerScheme, &ProblemResponses),
     tags(
         (name = "users", description = "Registration and user management"),
         (name = "tokens", description = "Sign-in, refresh and sign-out"),
         (name = "keys", description = "The signing key ring (admins)"),
-        (name = "auth", description = "Forward auth and token introspection, for other services"),
+        (name = "auth", description = "Forward auth, token introspection and the JWKS, for other \
+            services"),
         (name = "clients", description = "Service clients: credentials for introspection (admins)"),
     ),
 )]

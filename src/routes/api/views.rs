@@ -66,8 +66,6 @@ pub struct TokenResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub kid: String,
-    /// `HS256` or `EdDSA`.
-    pub algorithm: String,
     /// `active`, `previous` or `retired`.
     pub state: String,
     #[schema(format = DateTime)]
@@ -80,7 +78,6 @@ impl From<&SigningKeyRow> for KeyView {
     fn from(row: &SigningKeyRow) -> Self {
         Self {
             kid: row.kid.clone(),
-            algorithm: row.algorithm.to_string(),
             state: row.state.to_string(),
             created_at: rfc3339(row.created_at),
             retired_at: row.retired_at.map(rfc3339),

@@ -64,6 +64,35 @@ pub fn record(
     subjects: &[&str],
     at: NaiveDateTime,
 ) -> QueryResult<()> {
+    insert(conn, kind, subjects, at, Wake::Now)
+}
+
+/// [`record`] for a change that no other instance needs before its next
+/// poll (at most a second later): a user's `last_login_at`, which only
+/// shows. Other instances are not woken: under a sign-in storm each would
+/// otherwise read the feed once per sign-in.
+pub fn record_for_next_poll(
+    conn: &mut DbConnection,
+    kind: Kind,
+    subjects: &[&str],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    insert(conn, kind, subjects, at, Wake::AtNextPoll)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Now,
+    AtNextPoll,
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    kind: Kind,
+    subjects: &[&str],
+    at: NaiveDateTime,
+    wake: Wake,
+) -> QueryResult<()> {
     if subjects.is_empty() {
         return Ok(());
     }
@@ -71,14 +100,18 @@ pub fn record(
         DbConnection::Sqlite(conn) => conn,
         DbConnection::Postgres(conn) => {
             // One statement: the lock (taken before any id is drawn), the
-            // rows, the notification.
-            return diesel::sql_query(
+            // rows and, unless the change can wait, the notification.
+            let notify = match wake {
+                Wake::Now => "SELECT pg_notify('latchkey_changes', '')",
+                Wake::AtNextPoll => "SELECT 1",
+            };
+            return diesel::sql_query(format!(
                 "WITH locked AS (SELECT pg_advisory_xact_lock($1, $2)), \
-                      notified AS (SELECT pg_notify('latchkey_changes', '')) \
+                      notified AS ({notify}) \
                  INSERT INTO changes (kind, subject, at) \
                  SELECT $3, subject, now() AT TIME ZONE 'UTC' \
                  FROM locked, notified, unnest($4::text[]) AS subject",
-            )
+            ))
             .bind::<Integer, _>(Serialize::Changes.key().0)
             .bind::<Integer, _>(Serialize::Changes.key().1)
             .bind::<Text, _>(kind.as_str())

@@ -191,8 +191,11 @@ where
                 .write(conn, now)?;
             let opened = open(conn, &user)?;
             // Last, as in every transaction that writes the change feed:
-            // its lock is then held only to the commit.
-            changes::record(conn, changes::Kind::User, &[user.id.as_str()], now)?;
+            // its lock is then held only to the commit. Only the row's
+            // `last_login_at` changed (and maybe its hash, which a sign-in
+            // always reads from the store): other instances may learn it at
+            // their next poll.
+            changes::record_for_next_poll(conn, changes::Kind::User, &[user.id.as_str()], now)?;
             let user = UserRow {
                 last_login_at: Some(now),
                 ..user

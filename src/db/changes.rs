@@ -101,23 +101,28 @@ fn insert(
         DbConnection::Postgres(conn) => {
             // One statement: the lock (taken before any id is drawn), the
             // rows and, unless the change can wait, the notification.
-            let notify = match wake {
-                Wake::Now => "SELECT pg_notify('latchkey_changes', '')",
-                Wake::AtNextPoll => "SELECT 1",
+            let query = match wake {
+                Wake::Now => diesel::sql_query(
+                    "WITH locked AS (SELECT pg_advisory_xact_lock($1, $2)), \
+                          notified AS (SELECT pg_notify('latchkey_changes', '')) \
+                     INSERT INTO changes (kind, subject, at) \
+                     SELECT $3, subject, now() AT TIME ZONE 'UTC' \
+                     FROM locked, notified, unnest($4::text[]) AS subject",
+                ),
+                Wake::AtNextPoll => diesel::sql_query(
+                    "WITH locked AS (SELECT pg_advisory_xact_lock($1, $2)) \
+                     INSERT INTO changes (kind, subject, at) \
+                     SELECT $3, subject, now() AT TIME ZONE 'UTC' \
+                     FROM locked, unnest($4::text[]) AS subject",
+                ),
             };
-            return diesel::sql_query(format!(
-                "WITH locked AS (SELECT pg_advisory_xact_lock($1, $2)), \
-                      notified AS ({notify}) \
-                 INSERT INTO changes (kind, subject, at) \
-                 SELECT $3, subject, now() AT TIME ZONE 'UTC' \
-                 FROM locked, notified, unnest($4::text[]) AS subject",
-            ))
-            .bind::<Integer, _>(Serialize::Changes.key().0)
-            .bind::<Integer, _>(Serialize::Changes.key().1)
-            .bind::<Text, _>(kind.as_str())
-            .bind::<Array<Text>, _>(subjects)
-            .execute(conn)
-            .map(|_| ());
+            return query
+                .bind::<Integer, _>(Serialize::Changes.key().0)
+                .bind::<Integer, _>(Serialize::Changes.key().1)
+                .bind::<Text, _>(kind.as_str())
+                .bind::<Array<Text>, _>(subjects)
+                .execute(conn)
+                .map(|_| ());
         }
     };
     for chunk in subjects.chunks(500) {

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod console_sessions;
 pub mod copy;
 pub mod keys;
+pub mod mfa;
 pub mod models;
 pub mod refresh_tokens;
 #[rustfmt::skip]

@@ -24,6 +24,8 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
     pub search_text: String,
+    /// Two-factor sign-in (TOTP) is on.
+    pub mfa: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -10,5 +10,6 @@ pub mod revocation;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod user_cache;
 pub mod verified;

@@ -2,7 +2,7 @@
 //! the last time step accepted), `mfa_recovery_codes` and `mfa_challenges`
 //! (sign-ins waiting for their code), and the `users.mfa` flag.
 
-use super::DbConnection;
+use super::{DbConnection, per_backend};
 use super::schema::{mfa_challenges, mfa_recovery_codes, mfa_totp, users};
 use crate::domain::UserId;
 use chrono::NaiveDateTime;
@@ -133,10 +133,11 @@ pub fn replace_recovery_codes(
             used_at: None,
         })
         .collect();
-    diesel::insert_into(mfa_recovery_codes::table)
+    // A batch insert is one statement per backend.
+    per_backend!(conn, |c| diesel::insert_into(mfa_recovery_codes::table)
         .values(&rows)
-        .execute(conn)
-        .map(|_| ())
+        .execute(c))
+    .map(|_| ())
 }
 
 /// Spends one recovery code; false when it is unknown or spent.

@@ -4,6 +4,7 @@
 
 use super::password::fill_random;
 use super::sessions::sha256_hex;
+use crate::domain::{RECOVERY_ALPHABET, RecoveryCode, TotpCode};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 pub const DIGITS: u8 = 6;
@@ -12,8 +13,6 @@ pub const STEP_SECONDS: u64 = 30;
 const SECRET_BYTES: usize = 20;
 /// How many recovery codes a user holds.
 pub const RECOVERY_CODES: usize = 10;
-/// The letters of a recovery code: no 0/o, 1/l/i to misread.
-const RECOVERY_ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
 
 /// A new shared secret.
 pub fn new_secret() -> Vec<u8> {
@@ -67,8 +66,8 @@ pub fn code_at(secret: &[u8], unix: u64) -> Option<String> {
 
 /// The time step `code` is right for at `unix`, within one step either
 /// way; the caller accepts a step once.
-pub fn matching_step(secret: &[u8], code: &str, unix: u64) -> Option<i64> {
-    let step = totp(secret)?.check(code, unix)?;
+pub fn matching_step(secret: &[u8], code: &TotpCode, unix: u64) -> Option<i64> {
+    let step = totp(secret)?.check(code.as_str(), unix)?;
     i64::try_from(step).ok()
 }
 
@@ -87,20 +86,9 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// A recovery code as typed, normalised (letter case, dashes and spaces
-/// do not matter); `None` when it cannot be one.
-pub fn normalise_recovery_code(input: &str) -> Option<String> {
-    let code: String = input
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    (code.len() == 10 && code.bytes().all(|b| RECOVERY_ALPHABET.contains(&b))).then_some(code)
-}
-
-/// What the store keeps of a (normalised) recovery code.
-pub fn hash_recovery_code(normalised: &str) -> String {
-    sha256_hex(normalised)
+/// What the store keeps of a recovery code.
+pub fn hash_recovery_code(code: &RecoveryCode) -> String {
+    sha256_hex(code.as_str())
 }
 
 #[cfg(test)]
@@ -127,14 +115,12 @@ mod tests {
     fn a_code_matches_its_step_and_one_either_side_only() {
         let secret = new_secret();
         let now = 1_800_000_015;
-        let code = code_at(&secret, now).unwrap();
+        let code = TotpCode::parse(&code_at(&secret, now).unwrap()).unwrap();
         let step = (now / STEP_SECONDS) as i64;
         assert_eq!(matching_step(&secret, &code, now), Some(step));
         assert_eq!(matching_step(&secret, &code, now + 30), Some(step));
         assert_eq!(matching_step(&secret, &code, now - 30), Some(step));
         assert_eq!(matching_step(&secret, &code, now + 60), None);
-        assert_eq!(matching_step(&secret, "12345", now), None);
-        assert_eq!(matching_step(&secret, "+12345", now), None);
     }
 
     #[test]
@@ -145,14 +131,13 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), RECOVERY_CODES);
-        let code = &codes[0];
-        let typed = code.to_uppercase().replace('-', " ");
-        assert_eq!(
-            normalise_recovery_code(&typed).as_deref(),
-            Some(code.replace('-', "").as_str())
-        );
-        assert_eq!(normalise_recovery_code("short"), None);
-        assert_eq!(normalise_recovery_code("0000000000"), None);
+        for code in &codes {
+            let typed = code.to_uppercase().replace('-', " ");
+            assert_eq!(
+                RecoveryCode::parse(&typed).unwrap().as_str(),
+                code.replace('-', "")
+            );
+        }
     }
 
     #[test]

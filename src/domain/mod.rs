@@ -5,6 +5,7 @@
 mod email;
 mod id;
 mod key_state;
+mod mfa;
 mod name;
 mod password;
 mod role;
@@ -13,6 +14,7 @@ mod user;
 pub use email::Email;
 pub use id::UserId;
 pub use key_state::{KeyAlgorithm, KeyState};
+pub use mfa::{RECOVERY_ALPHABET, RecoveryCode, TotpCode};
 pub use name::{ClientName, PersonName};
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;

@@ -158,6 +158,17 @@ pub fn use_recovery_code(
     Ok(used == 1)
 }
 
+/// Whether `hash` is an unused recovery code of `user`.
+pub fn recovery_code_unused(conn: &mut DbConnection, user: &UserId, hash: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        mfa_recovery_codes::table
+            .filter(mfa_recovery_codes::user_id.eq(user.as_str()))
+            .filter(mfa_recovery_codes::code_hash.eq(hash))
+            .filter(mfa_recovery_codes::used_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
 /// How many recovery codes of `user` are left unused.
 pub fn recovery_codes_left(conn: &mut DbConnection, user: &UserId) -> QueryResult<i64> {
     mfa_recovery_codes::table

@@ -41,6 +41,22 @@ pub enum ServiceError {
     Disabled,
     #[error("too many failed sign-ins; try again in {retry_after} seconds")]
     Throttled { retry_after: u64 },
+    /// The password was right; a second factor is needed, with this token.
+    #[error("a code from the authenticator app is needed")]
+    MfaRequired { mfa_token: String },
+    /// An `mfa_token` that is unknown, spent or expired.
+    #[error("the mfa_token is not valid")]
+    MfaTokenInvalid,
+    /// A wrong, reused or spent code or recovery code.
+    #[error("the code is not right")]
+    BadMfaCode,
+    #[error("two-factor sign-in is on already")]
+    MfaAlreadyOn,
+    #[error("two-factor sign-in is not on")]
+    MfaNotOn,
+    /// A confirmation with no enrolment waiting for it.
+    #[error("no enrolment is waiting for confirmation")]
+    NoEnrolment,
     /// A service client's id or secret is wrong, or the client is revoked.
     #[error("the client credentials are not valid")]
     BadClientCredentials,

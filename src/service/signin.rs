@@ -10,8 +10,11 @@ use crate::auth::throttle::{Account, Throttle};
 use crate::client::ClientInfo;
 use crate::db::DbConnection;
 use crate::db::models::UserRow;
+use crate::auth::sessions::{new_refresh_token, sha256_hex};
+use crate::auth::totp;
+use crate::db::mfa::{self, ChallengeRow};
 use crate::db::{changes, users};
-use crate::domain::Email;
+use crate::domain::{Email, RecoveryCode, TotpCode, UserId};
 use crate::state::AppState;
 use serde_json::json;
 
@@ -152,6 +155,8 @@ pub async fn check_password(
 /// A full sign-in: the password check, then one transaction that settles
 /// the throttle, upgrades an outdated hash, sets `last_login_at`, writes the
 /// audit entry and runs `open` (which opens the API or console session).
+/// A user with two-factor sign-in on gets [`ServiceError::MfaRequired`]
+/// instead, with the `mfa_token` that [`complete_mfa`] takes.
 pub async fn sign_in<T, F>(
     state: &AppState,
     client: &ClientInfo,
@@ -169,6 +174,208 @@ where
     } else {
         None
     };
+    if verified.user.mfa {
+        let mfa_token = challenge(state, client, &verified, upgraded).await?;
+        return Err(ServiceError::MfaRequired { mfa_token });
+    }
+    finish(state, client, verified, upgraded, "password", |_, _| Ok(()), open).await
+}
+
+/// The second step's proof.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    Code(TotpCode),
+    RecoveryCode(RecoveryCode),
+}
+
+/// A sign-in whose password was right, waiting for its code: a random
+/// token (kept hashed, single use, five minutes) that opens nothing but
+/// [`complete_mfa`]. An outdated password hash is upgraded now, while
+/// the password is at hand.
+async fn challenge(
+    state: &AppState,
+    client: &ClientInfo,
+    verified: &Verified,
+    upgraded: Option<String>,
+) -> Result<String, ServiceError> {
+    let token = new_refresh_token();
+    let now = state.now_naive();
+    let row = ChallengeRow {
+        token_hash: sha256_hex(&token),
+        user_id: verified.user.id.as_str().to_owned(),
+        created_at: now,
+        expires_at: now + MFA_TOKEN_LIFETIME,
+        used_at: None,
+    };
+    let (client, user) = (client.clone(), verified.user.clone());
+    state
+        .write(move |conn| {
+            mfa::insert_challenge(conn, &row)?;
+            if let Some(hash) = &upgraded {
+                users::upgrade_password_hash(conn, &user.id, &user.password_hash, hash)?;
+            }
+            Event::new(user.id.as_str(), "login.mfa_required", Outcome::Ok)
+                .target(user.id.as_str())
+                .client(&client)
+                .write(conn, now)?;
+            Ok::<_, ServiceError>(())
+        })
+        .await?;
+    log::info!("sign-in waits for a second factor");
+    Ok(token)
+}
+
+/// How long an `mfa_token` stays usable.
+pub const MFA_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The second step: the `mfa_token` of [`sign_in`] and a code (or a
+/// recovery code). A wrong code counts toward the account's throttle like
+/// a wrong password; a code's time step and a recovery code are accepted
+/// once; the token is spent by the sign-in it completes.
+pub async fn complete_mfa<T, F>(
+    state: &AppState,
+    client: &ClientInfo,
+    mfa_token: &str,
+    proof: Proof,
+    open: F,
+) -> Result<(UserRow, T), ServiceError>
+where
+    F: FnOnce(&mut DbConnection, &UserRow) -> Result<T, ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let token_hash = sha256_hex(mfa_token);
+    let now = state.now_naive();
+    let (lookup, addr, throttle) = (token_hash.clone(), client.addr.clone(), state.throttle.clone());
+    let recovery_hash = match &proof {
+        Proof::RecoveryCode(code) => Some(totp::hash_recovery_code(code)),
+        Proof::Code(_) => None,
+    };
+    let recovery = recovery_hash.clone();
+    let found = state
+        .read(move |conn| {
+            let Some(challenge) = mfa::challenge(conn, &lookup)? else {
+                return Ok::<_, ServiceError>(None);
+            };
+            if challenge.used_at.is_some() || challenge.expires_at <= now {
+                return Ok(None);
+            }
+            let id = UserId::from_stored(challenge.user_id);
+            let (Some(user), Some(secret)) = (users::find(conn, &id)?, mfa::totp(conn, &id)?) else {
+                return Ok(None);
+            };
+            let check = throttle.check(conn, Account::Email(&user.email), addr.as_deref(), now)?;
+            let recovery_unused = match &recovery {
+                Some(hash) => mfa::recovery_code_unused(conn, &id, hash)?,
+                None => false,
+            };
+            Ok(Some((user, secret, check, recovery_unused)))
+        })
+        .await?;
+    let Some((user, secret, check, recovery_unused)) = found else {
+        return Err(ServiceError::MfaTokenInvalid);
+    };
+    if !user.mfa || secret.confirmed_at.is_none() {
+        return Err(ServiceError::MfaTokenInvalid);
+    }
+    let email = user.email.clone();
+    if let Some(retry_after) = check.locked {
+        let client = client.clone();
+        state
+            .write(move |conn| {
+                audit_throttled(conn, &client, &email, "login", retry_after, now)?;
+                Ok::<_, ServiceError>(())
+            })
+            .await?;
+        state.metrics.login("throttled");
+        return Err(ServiceError::Throttled { retry_after });
+    }
+    let unix = state.now().timestamp().max(0) as u64;
+    let step = match &proof {
+        Proof::Code(code) => totp::matching_step(&secret.secret, code, unix),
+        Proof::RecoveryCode(_) => None,
+    };
+    let right = step.is_some() || recovery_unused;
+    if !right {
+        let (client, throttle, id) = (client.clone(), state.throttle.clone(), user.id.clone());
+        let refused = state
+            .write(move |conn| {
+                let refused = throttle.record_failure(
+                    conn,
+                    Account::Email(&email),
+                    client.addr.as_deref(),
+                    now,
+                )?;
+                if let Some(retry_after) = refused {
+                    audit_throttled(conn, &client, &email, "login", retry_after, now)?;
+                    return Ok::<_, ServiceError>(refused);
+                }
+                Event::new(id.as_str(), "login", Outcome::Failed)
+                    .target(id.as_str())
+                    .client(&client)
+                    .detail(json!({ "reason": "wrong_second_factor" }))
+                    .write(conn, now)?;
+                Ok(None)
+            })
+            .await?;
+        if let Some(retry_after) = refused {
+            state.metrics.login("throttled");
+            return Err(ServiceError::Throttled { retry_after });
+        }
+        log::info!("sign-in failed: wrong second factor");
+        state.metrics.login("failed");
+        return Err(ServiceError::BadMfaCode);
+    }
+    let verified = Verified {
+        email: user.email.clone(),
+        user,
+        had_failures: check.account_has_failures,
+    };
+    let method = if step.is_some() { "totp" } else { "recovery_code" };
+    finish(
+        state,
+        client,
+        verified,
+        None,
+        method,
+        move |conn, user| {
+            // Each once: the code's step (or the recovery code), then the
+            // token. Either refused rolls the whole sign-in back.
+            let accepted = match (step, &recovery_hash) {
+                (Some(step), _) => mfa::accept_step(conn, &user.id, step)?,
+                (None, Some(hash)) => mfa::use_recovery_code(conn, &user.id, hash, now)?,
+                (None, None) => false,
+            };
+            if !accepted {
+                return Err(ServiceError::BadMfaCode);
+            }
+            if !mfa::spend_challenge(conn, &token_hash, now)? {
+                return Err(ServiceError::MfaTokenInvalid);
+            }
+            Ok(())
+        },
+        open,
+    )
+    .await
+}
+
+/// The success transaction of a sign-in, once every factor is right:
+/// `prove` runs first in it (spending what the second factor used), then
+/// the throttle is settled, an upgraded hash stored, `last_login_at` set,
+/// the audit entry written and `open` run.
+async fn finish<T, F, P>(
+    state: &AppState,
+    client: &ClientInfo,
+    verified: Verified,
+    upgraded: Option<String>,
+    method: &'static str,
+    prove: P,
+    open: F,
+) -> Result<(UserRow, T), ServiceError>
+where
+    F: FnOnce(&mut DbConnection, &UserRow) -> Result<T, ServiceError> + Send + 'static,
+    P: FnOnce(&mut DbConnection, &UserRow) -> Result<(), ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
     let now = state.now_naive();
     let client = client.clone();
     let throttle = state.throttle.clone();
@@ -180,15 +387,19 @@ where
                 Some(_) => return Ok::<_, ServiceError>(Err(ServiceError::Disabled)),
                 None => return Ok(Err(ServiceError::BadCredentials)),
             };
+            prove(conn, &user)?;
             verified.settle(&throttle, conn)?;
             if let Some(hash) = &upgraded {
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }
             users::set_last_login(conn, &user.id, now)?;
-            Event::new(user.id.as_str(), "login", Outcome::Ok)
+            let mut event = Event::new(user.id.as_str(), "login", Outcome::Ok)
                 .target(user.id.as_str())
-                .client(&client)
-                .write(conn, now)?;
+                .client(&client);
+            if method != "password" {
+                event = event.detail(json!({ "second_factor": method }));
+            }
+            event.write(conn, now)?;
             let opened = open(conn, &user)?;
             // Last, as in every transaction that writes the change feed:
             // its lock is then held only to the commit. Only the row's

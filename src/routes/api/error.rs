@@ -57,6 +57,9 @@ pub enum ApiError {
     Unprocessable(FieldErrors),
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
+    /// The password was right; the second step needs this token.
+    #[error("a second factor is needed")]
+    MfaRequired { mfa_token: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -75,6 +78,10 @@ pub struct Problem {
     /// Per-field messages, present only for field problems (422).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<BTreeMap<String, Vec<String>>>,
+    /// With `urn:latchkey:problem:mfa-required` only: the token for
+    /// `POST /api/user/login/mfa` (single use, 5 minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
 }
 
 /// Seconds a client should wait after a 503.
@@ -124,6 +131,12 @@ impl ApiError {
                 "validation-failed",
                 "one or more fields break a rule".into(),
             ),
+            ApiError::MfaRequired { .. } => (
+                "mfa-required",
+                "the password is right; send a code from the authenticator app (or a recovery \
+                 code) with this mfa_token to /api/user/login/mfa"
+                    .into(),
+            ),
             ApiError::TooManyRequests { .. } => (
                 "too-many-requests",
                 "too many failed sign-ins; try again later".into(),
@@ -148,6 +161,10 @@ impl ApiError {
                 ApiError::Unprocessable(errors) => Some(errors.clone().into_map()),
                 _ => None,
             },
+            mfa_token: match self {
+                ApiError::MfaRequired { mfa_token } => Some(mfa_token.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -165,6 +182,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MfaRequired { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -239,6 +257,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::Throttled { retry_after } => ApiError::TooManyRequests { retry_after },
             ServiceError::RefreshRefused => {
                 ApiError::unauthorized("the refresh token is not valid")
+            }
+            ServiceError::MfaRequired { mfa_token } => ApiError::MfaRequired { mfa_token },
+            ServiceError::MfaTokenInvalid => {
+                ApiError::unauthorized("the mfa_token is not valid (unknown, used or expired)")
+            }
+            ServiceError::BadMfaCode => ApiError::unauthorized("the code is not right"),
+            ServiceError::MfaAlreadyOn => ApiError::Conflict("two-factor sign-in is on already"),
+            ServiceError::MfaNotOn => ApiError::Conflict("two-factor sign-in is not on"),
+            ServiceError::NoEnrolment => {
+                ApiError::Conflict("no enrolment is waiting for confirmation")
             }
             ServiceError::BadClientCredentials => ApiError::Unauthorized {
                 detail: "the client credentials are not valid",

@@ -220,6 +220,7 @@ async fn maintain(state: web::Data<AppState>) {
                         )?;
                         console_sessions::sweep(conn, now.naive_utc())?;
                         throttle.sweep(conn, now.naive_utc())?;
+                        crate::db::mfa::sweep_challenges(conn, now.naive_utc())?;
                         // Every instance has read a change long before this
                         // (or reloads everything: see RESYNC_AFTER).
                         changes::sweep(conn, now.naive_utc(), FEED_KEPT)?;

@@ -8,7 +8,7 @@ use crate::middleware::{ConsoleSessions, page_headers};
 use crate::routes::api::body::json_error;
 use crate::routes::api::error::{self as api_error, ApiError};
 use crate::routes::api::{
-    clients, introspect, jwks, keys, openapi, passwords, tokens, users, verify,
+    clients, introspect, jwks, keys, mfa, openapi, passwords, tokens, users, verify,
 };
 use crate::routes::{admin, service};
 use actix_web::{Resource, web};
@@ -52,6 +52,9 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(users::create)),
     )
     .service(resource("/api/user/login", "POST").route(web::post().to(tokens::login)))
+    .service(
+        resource("/api/user/login/mfa", "POST").route(web::post().to(tokens::login_second_step)),
+    )
     .service(resource("/api/user/refresh-token", "POST").route(web::post().to(tokens::refresh)))
     .service(resource("/api/user/logout", "POST").route(web::post().to(tokens::logout)))
     .service(resource("/api/user/logout-all", "POST").route(web::post().to(tokens::logout_all)))
@@ -63,6 +66,13 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(users::delete_me)),
     )
     .service(resource("/api/user/me/password", "PUT").route(web::put().to(passwords::change_own)))
+    .service(resource("/api/user/me/mfa", "DELETE").route(web::delete().to(mfa::turn_off)))
+    .service(resource("/api/user/me/mfa/totp", "POST").route(web::post().to(mfa::enrol)))
+    .service(resource("/api/user/me/mfa/totp/confirm", "POST").route(web::post().to(mfa::confirm)))
+    .service(
+        resource("/api/user/me/mfa/recovery-codes", "POST")
+            .route(web::post().to(mfa::replace_recovery_codes)),
+    )
     .service(
         resource("/api/user/{id}", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(users::get))
@@ -71,6 +81,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(users::delete)),
     )
     .service(resource("/api/user/{id}/password", "PUT").route(web::put().to(passwords::set)))
+    .service(resource("/api/user/{id}/mfa", "DELETE").route(web::delete().to(mfa::reset)))
     // Forward auth answers whatever method a proxy forwards.
     .service(
         resource(
@@ -136,6 +147,7 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(signin::login_page))
             .route(web::post().to(signin::login)),
     )
+    .service(page("/login/mfa", "POST").route(web::post().to(signin::login_code)))
     .service(page("/logout", "POST").route(web::post().to(signin::logout)))
     .service(page("/users", "GET").route(web::get().to(users::list)))
     .service(

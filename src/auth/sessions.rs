@@ -31,6 +31,7 @@ pub mod reason {
     pub const USER_DELETED: &str = "user_deleted";
     pub const REFRESH_REUSE: &str = "refresh_token_reuse";
     pub const ADMIN: &str = "revoked_by_admin";
+    pub const MFA_RESET: &str = "mfa_reset";
 }
 
 /// A new opaque refresh token: 256 bits from the OS generator, base64url.

@@ -6,15 +6,17 @@
 //! refresh chains, console cookies and audit cursors stay valid.
 //!
 //! The change feed is not copied: it only tells running instances what
-//! others did, and instances of the new store start after its end.
+//! others did, and instances of the new store start after its end. Nor are
+//! sign-ins waiting for their second factor (five minutes at most).
 
 use super::console_sessions::ConsoleSessionRow;
+use super::mfa::{RecoveryCodeRow, TotpRow};
 use super::models::{
     AuditRow, RefreshTokenRow, ServiceClientRow, SessionRow, SigningKeyRow, UserRow,
 };
 use super::schema::{
-    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, service_clients,
-    sessions, signing_keys, users,
+    audit_log, console_sessions, login_throttle, mfa_recovery_codes, mfa_totp, refresh_tokens,
+    server_secrets, service_clients, sessions, signing_keys, users,
 };
 use super::{DbConnection, StoreError, per_backend};
 use chrono::NaiveDateTime;
@@ -50,6 +52,8 @@ pub struct Copied {
     pub server_secrets: usize,
     pub console_sessions: usize,
     pub service_clients: usize,
+    pub totp_secrets: usize,
+    pub recovery_codes: usize,
     pub throttle_counters: usize,
     pub audit_entries: usize,
 }
@@ -60,13 +64,15 @@ impl std::fmt::Display for Copied {
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "{}, {}, {}, {}, {}, {}, {} and {}",
+            "{}, {}, {}, {}, {}, {}, {}, {}, {} and {}",
             count(self.users, "user", "users"),
             count(self.sessions, "session", "sessions"),
             count(self.refresh_tokens, "refresh token", "refresh tokens"),
             count(self.signing_keys, "signing key", "signing keys"),
             count(self.console_sessions, "console session", "console sessions"),
             count(self.service_clients, "service client", "service clients"),
+            count(self.totp_secrets, "TOTP secret", "TOTP secrets"),
+            count(self.recovery_codes, "recovery code", "recovery codes"),
             count(
                 self.throttle_counters,
                 "throttle counter",
@@ -159,6 +165,14 @@ pub fn copy_store(
                     ConsoleSessionRow
                 ),
                 service_clients: copy_table!(from, to, service_clients, id, ServiceClientRow),
+                totp_secrets: copy_table!(from, to, mfa_totp, user_id, TotpRow),
+                recovery_codes: copy_table!(
+                    from,
+                    to,
+                    mfa_recovery_codes,
+                    code_hash,
+                    RecoveryCodeRow
+                ),
                 throttle_counters: copy_table!(from, to, login_throttle, subject, ThrottleRow),
                 audit_entries: copy_table!(from, to, audit_log, id, AuditRow),
             };

@@ -14,6 +14,7 @@ pub mod clients;
 mod error;
 pub mod keys;
 pub mod listing;
+pub mod mfa;
 pub mod passwords;
 pub mod sessions;
 pub mod setup;

@@ -87,6 +87,23 @@ pub async fn log_in(
     tokens(state, &user, &session, refresh_token)
 }
 
+/// The second step of a sign-in with two-factor sign-in on: the
+/// `mfa_token` and a code open an API session.
+pub async fn log_in_second_step(
+    state: &AppState,
+    client: &ClientInfo,
+    mfa_token: &str,
+    proof: signin::Proof,
+) -> Result<Tokens, ServiceError> {
+    let (lifetimes, now, session_client) = (state.lifetimes, state.now_naive(), client.clone());
+    let (user, (session, refresh_token)) =
+        signin::complete_mfa(state, client, mfa_token, proof, move |conn, user| {
+            Ok(chain::open(conn, user, &session_client, lifetimes, now)?)
+        })
+        .await?;
+    tokens(state, &user, &session, refresh_token)
+}
+
 /// Spends a refresh token and issues its successor. A spent token
 /// presented after the grace window revokes its session.
 pub async fn refresh(

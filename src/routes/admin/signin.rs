@@ -5,7 +5,9 @@ use super::error::PageError;
 use super::page::{redirect, render_with};
 use super::session::{ConsoleAdmin, anonymous_chrome, check_form, flash, start_session};
 use crate::client::ClientInfo;
-use crate::domain::{FieldErrors, NewUser, NewUserInput, Role};
+use crate::db::models::UserRow;
+use crate::domain::{FieldErrors, NewUser, NewUserInput, RecoveryCode, Role, TotpCode};
+use crate::service::signin::Proof;
 use crate::service::{ServiceError, setup, signin};
 use crate::state::AppState;
 use actix_session::Session;
@@ -20,6 +22,99 @@ struct LoginPage {
     chrome: Chrome,
     email: String,
     error: Option<String>,
+}
+
+/// The second step of a sign-in with two-factor sign-in on.
+#[derive(Template)]
+#[template(path = "admin/login_code.html")]
+struct CodePage {
+    chrome: Chrome,
+    mfa_token: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    mfa_token: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    recovery_code: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Signs the admin in once every factor was right (or says why not).
+fn signed_in(session: &Session, state: &AppState, user: &UserRow) -> Result<HttpResponse, PageError> {
+    start_session(session, state, user)?;
+    flash(session, "ok", format!("Signed in as {}.", user.email))?;
+    Ok(redirect("/admin"))
+}
+
+pub async fn login_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    client: ClientInfo,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    check_form(&req, &session, &form.csrf_token)?;
+    let form = form.into_inner();
+    let proof = if form.recovery_code.trim().is_empty() {
+        TotpCode::parse(&form.code).map(Proof::Code)
+    } else {
+        RecoveryCode::parse(&form.recovery_code).map(Proof::RecoveryCode)
+    };
+    let again = |status: StatusCode, error: String| -> Result<HttpResponse, PageError> {
+        let page = CodePage {
+            chrome: anonymous_chrome(&session)?,
+            mfa_token: form.mfa_token.clone(),
+            error: Some(error),
+        };
+        render_with(status, &page)
+    };
+    let proof = match proof {
+        Ok(proof) => proof,
+        Err(why) => return again(StatusCode::UNPROCESSABLE_ENTITY, format!("The code {why}.")),
+    };
+    let outcome = signin::complete_mfa(&state, &client, &form.mfa_token, proof, |_, user| {
+        Ok(user.role == Role::Admin)
+    })
+    .await;
+    match outcome {
+        Ok((user, true)) => signed_in(&session, &state, &user),
+        Ok((_, false)) => {
+            login_again(&session, StatusCode::FORBIDDEN, "This account is not an admin.")
+        }
+        Err(ServiceError::BadMfaCode) => again(
+            StatusCode::UNAUTHORIZED,
+            "That code is not right (or was used already).".into(),
+        ),
+        Err(ServiceError::MfaTokenInvalid) => login_again(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            "The sign-in took too long or was finished already; sign in again.",
+        ),
+        Err(ServiceError::Disabled) => {
+            login_again(&session, StatusCode::FORBIDDEN, "This account is disabled.")
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The sign-in page again, with why.
+fn login_again(
+    session: &Session,
+    status: StatusCode,
+    error: &str,
+) -> Result<HttpResponse, PageError> {
+    let page = LoginPage {
+        chrome: anonymous_chrome(session)?,
+        email: String::new(),
+        error: Some(error.into()),
+    };
+    render_with(status, &page)
 }
 
 #[derive(Deserialize)]
@@ -60,10 +155,14 @@ pub async fn login(
     })
     .await;
     let (status, error) = match outcome {
-        Ok((user, true)) => {
-            start_session(&session, &state, &user)?;
-            flash(&session, "ok", format!("Signed in as {}.", user.email))?;
-            return Ok(redirect("/admin"));
+        Ok((user, true)) => return signed_in(&session, &state, &user),
+        Err(ServiceError::MfaRequired { mfa_token }) => {
+            let page = CodePage {
+                chrome: anonymous_chrome(&session)?,
+                mfa_token,
+                error: None,
+            };
+            return render_with(StatusCode::OK, &page);
         }
         Ok((_, false)) => (
             StatusCode::FORBIDDEN,

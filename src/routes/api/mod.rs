@@ -8,6 +8,7 @@ pub mod error;
 pub mod introspect;
 pub mod jwks;
 pub mod keys;
+pub mod mfa;
 pub mod openapi;
 pub mod passwords;
 pub mod responses;

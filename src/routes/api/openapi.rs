@@ -2,7 +2,7 @@
 //! request and response types, so it cannot drift from the code.
 
 use super::error::Problem;
-use super::{clients, introspect, jwks, keys, passwords, tokens, users, verify, views};
+use super::{clients, introspect, jwks, keys, mfa, passwords, tokens, users, verify, views};
 use crate::domain::Role;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -27,7 +27,8 @@ use utoipa::{Modify, OpenApi};
         openapi, passwords::change_own, passwords::set,
         tokens::login, tokens::refresh, tokens::logout, tokens::logout_all,
         keys::list, keys::rotate, verify::verify, introspect::introspect, jwks::jwks,
-        clients::list, clients::create, clients::revoke,
+        clients::list, clients::create, clients::revoke, tokens::login_second_step,
+        mfa::enrol, mfa::confirm, mfa::replace_recovery_codes, mfa::turn_off, mfa::reset,
     ),
     components(schemas(
         Problem, Role, views::UserView, views::UserPage, views::TokenResponse, views::KeyView,
@@ -36,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         passwords::ChangePassword, passwords::SetPassword, keys::RotateRequest,
         views::ClientView, views::NewClientView, clients::CreateClient, clients::ClientList,
         introspect::IntrospectRequest, introspect::Introspection, jwks::JwkSet, jwks::Jwk,
+        tokens::SecondStepRequest, mfa::EnrolmentView, mfa::RecoveryCodes, mfa::CodeRequest,
+        mfa::TurnOffRequest,
     )),
     modifiers(&BearerScheme, &ProblemResponses),
     tags(
@@ -44,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         (name = "keys", description = "The signing key ring (admins)"),
         (name = "auth", description = "Forward auth, token introspection and the JWKS, for other \
             services"),
+        (name = "mfa", description = "Two-factor sign-in (TOTP)"),
         (name = "clients", description = "Service clients: credentials for introspection (admins)"),
     ),
 )]

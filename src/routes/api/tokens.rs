@@ -7,7 +7,9 @@ use super::error::{ApiError, Problem};
 use super::responses::{NoToken, Throttled};
 use super::views::TokenResponse;
 use crate::client::ClientInfo;
+use crate::domain::{RecoveryCode, TotpCode};
 use crate::service::sessions::{self, SignOut, Tokens};
+use crate::service::signin::Proof;
 use crate::state::AppState;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{HttpResponse, web};
@@ -19,6 +21,18 @@ use utoipa::ToSchema;
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+}
+
+/// The second step of a sign-in: the `mfa_token` and one of `code` or
+/// `recovery_code`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondStepRequest {
+    pub mfa_token: String,
+    /// The 6 digits the authenticator app shows.
+    pub code: Option<String>,
+    /// One of the recovery codes (each works once).
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -44,7 +58,9 @@ fn token_response(tokens: Tokens) -> HttpResponse {
 #[utoipa::path(post, path = "/api/user/login", tag = "tokens", request_body = LoginRequest, security(()),
     responses(
         (status = 200, description = "Signed in; a session was opened", body = TokenResponse),
-        (status = 401, description = "Wrong email or password", body = Problem),
+        (status = 401, description = "Wrong email or password; or the password is right and a \
+            second factor is needed (`type` `urn:latchkey:problem:mfa-required`, with `mfa_token`)",
+            body = Problem),
         (status = 403, description = "The account is disabled", body = Problem),
         Throttled,
     ))]
@@ -54,6 +70,40 @@ pub async fn login(
     body: body::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = sessions::log_in(&state, &client, &body.email, &body.password).await?;
+    Ok(token_response(tokens))
+}
+
+#[utoipa::path(post, path = "/api/user/login/mfa", tag = "tokens", request_body = SecondStepRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in; a session was opened", body = TokenResponse),
+        (status = 400, description = "Neither or both of `code` and `recovery_code`", body = Problem),
+        (status = 401, description = "Unknown, used or expired `mfa_token`, or a wrong or \
+            reused code", body = Problem),
+        (status = 403, description = "The account is disabled", body = Problem),
+        (status = 422, description = "A code that cannot be one (not 6 digits)", body = Problem),
+        Throttled,
+    ))]
+pub async fn login_second_step(
+    state: web::Data<AppState>,
+    client: ClientInfo,
+    body: body::Json<SecondStepRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let proof = match (body.code, body.recovery_code) {
+        (Some(code), None) => Proof::Code(
+            TotpCode::parse(&code).map_err(|why| ApiError::field("code", why))?,
+        ),
+        (None, Some(code)) => Proof::RecoveryCode(
+            RecoveryCode::parse(&code).map_err(|why| ApiError::field("recovery_code", why))?,
+        ),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "send one of `code` and `recovery_code`".into(),
+            ));
+        }
+    };
+    let tokens = sessions::log_in_second_step(&state, &client, &body.mfa_token, proof).await?;
     Ok(token_response(tokens))
 }
 

@@ -23,6 +23,8 @@ pub struct UserView {
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub last_login_at: Option<String>,
+    /// Two-factor sign-in (TOTP) is on.
+    pub mfa: bool,
 }
 
 impl From<&UserRow> for UserView {
@@ -37,6 +39,7 @@ impl From<&UserRow> for UserView {
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
             last_login_at: row.last_login_at.map(rfc3339),
+            mfa: row.mfa,
         }
     }
 }

@@ -2,8 +2,8 @@
 //! the last time step accepted), `mfa_recovery_codes` and `mfa_challenges`
 //! (sign-ins waiting for their code), and the `users.mfa` flag.
 
-use super::{DbConnection, per_backend};
 use super::schema::{mfa_challenges, mfa_recovery_codes, mfa_totp, users};
+use super::{DbConnection, per_backend};
 use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -69,10 +69,7 @@ pub fn confirm(
             .filter(mfa_totp::user_id.eq(user.as_str()))
             .filter(mfa_totp::confirmed_at.is_null()),
     )
-    .set((
-        mfa_totp::confirmed_at.eq(at),
-        mfa_totp::last_step.eq(step),
-    ))
+    .set((mfa_totp::confirmed_at.eq(at), mfa_totp::last_step.eq(step)))
     .execute(conn)?;
     if confirmed == 1 {
         set_flag(conn, user, true, at)?;
@@ -110,7 +107,12 @@ pub fn remove(conn: &mut DbConnection, user: &UserId, at: NaiveDateTime) -> Quer
     Ok(removed == 1)
 }
 
-fn set_flag(conn: &mut DbConnection, user: &UserId, on: bool, at: NaiveDateTime) -> QueryResult<()> {
+fn set_flag(
+    conn: &mut DbConnection,
+    user: &UserId,
+    on: bool,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::update(users::table.find(user))
         .set((users::mfa.eq(on), users::updated_at.eq(at)))
         .execute(conn)
@@ -159,7 +161,11 @@ pub fn use_recovery_code(
 }
 
 /// Whether `hash` is an unused recovery code of `user`.
-pub fn recovery_code_unused(conn: &mut DbConnection, user: &UserId, hash: &str) -> QueryResult<bool> {
+pub fn recovery_code_unused(
+    conn: &mut DbConnection,
+    user: &UserId,
+    hash: &str,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         mfa_recovery_codes::table
             .filter(mfa_recovery_codes::user_id.eq(user.as_str()))
@@ -213,5 +219,6 @@ pub fn spend_challenge(
 
 /// Deletes challenges that expired before `cutoff`.
 pub fn sweep_challenges(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(cutoff))).execute(conn)
+    diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(cutoff)))
+        .execute(conn)
 }

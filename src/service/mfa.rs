@@ -108,7 +108,10 @@ pub async fn confirm(
             Ok(())
         })
         .await?;
-    log::info!("two-factor sign-in turned on for user {}", actor.audit_name());
+    log::info!(
+        "two-factor sign-in turned on for user {}",
+        actor.audit_name()
+    );
     Ok(codes)
 }
 
@@ -160,9 +163,12 @@ async fn check_code(
             {
                 return Ok::<_, ServiceError>(Ok(()));
             }
-            if let Some(retry_after) =
-                throttle.record_failure(conn, Account::Email(&email), client.addr.as_deref(), now)?
-            {
+            if let Some(retry_after) = throttle.record_failure(
+                conn,
+                Account::Email(&email),
+                client.addr.as_deref(),
+                now,
+            )? {
                 return Ok(Err(ServiceError::Throttled { retry_after }));
             }
             Event::new(id.as_str(), action, Outcome::Failed)

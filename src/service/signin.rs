@@ -6,13 +6,13 @@
 use super::ServiceError;
 use crate::audit::{self, Event, Outcome};
 use crate::auth::password;
+use crate::auth::sessions::{new_refresh_token, sha256_hex};
 use crate::auth::throttle::{Account, Throttle};
+use crate::auth::totp;
 use crate::client::ClientInfo;
 use crate::db::DbConnection;
-use crate::db::models::UserRow;
-use crate::auth::sessions::{new_refresh_token, sha256_hex};
-use crate::auth::totp;
 use crate::db::mfa::{self, ChallengeRow};
+use crate::db::models::UserRow;
 use crate::db::{changes, users};
 use crate::domain::{Email, RecoveryCode, TotpCode, UserId};
 use crate::state::AppState;
@@ -178,7 +178,16 @@ where
         let mfa_token = challenge(state, client, &verified, upgraded).await?;
         return Err(ServiceError::MfaRequired { mfa_token });
     }
-    finish(state, client, verified, upgraded, "password", |_, _| Ok(()), open).await
+    finish(
+        state,
+        client,
+        verified,
+        upgraded,
+        "password",
+        |_, _| Ok(()),
+        open,
+    )
+    .await
 }
 
 /// The second step's proof.
@@ -245,7 +254,11 @@ where
 {
     let token_hash = sha256_hex(mfa_token);
     let now = state.now_naive();
-    let (lookup, addr, throttle) = (token_hash.clone(), client.addr.clone(), state.throttle.clone());
+    let (lookup, addr, throttle) = (
+        token_hash.clone(),
+        client.addr.clone(),
+        state.throttle.clone(),
+    );
     let recovery_hash = match &proof {
         Proof::RecoveryCode(code) => Some(totp::hash_recovery_code(code)),
         Proof::Code(_) => None,
@@ -260,7 +273,8 @@ where
                 return Ok(None);
             }
             let id = UserId::from_stored(challenge.user_id);
-            let (Some(user), Some(secret)) = (users::find(conn, &id)?, mfa::totp(conn, &id)?) else {
+            let (Some(user), Some(secret)) = (users::find(conn, &id)?, mfa::totp(conn, &id)?)
+            else {
                 return Ok(None);
             };
             let check = throttle.check(conn, Account::Email(&user.email), addr.as_deref(), now)?;
@@ -290,8 +304,10 @@ where
         return Err(ServiceError::Throttled { retry_after });
     }
     let unix = state.now().timestamp().max(0) as u64;
+    // A code of a step accepted before (a replay) is a wrong code.
     let step = match &proof {
-        Proof::Code(code) => totp::matching_step(&secret.secret, code, unix),
+        Proof::Code(code) => totp::matching_step(&secret.secret, code, unix)
+            .filter(|step| secret.last_step.is_none_or(|last| *step > last)),
         Proof::RecoveryCode(_) => None,
     };
     let right = step.is_some() || recovery_unused;
@@ -330,7 +346,11 @@ where
         user,
         had_failures: check.account_has_failures,
     };
-    let method = if step.is_some() { "totp" } else { "recovery_code" };
+    let method = if step.is_some() {
+        "totp"
+    } else {
+        "recovery_code"
+    };
     finish(
         state,
         client,

@@ -50,7 +50,7 @@ impl<'a> Console<'a> {
     }
 
     /// Posts a form with the CSRF token of the page `from`.
-    async fn post(&self, from: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+    pub async fn post(&self, from: &str, path: &str, fields: &[(&str, &str)]) -> Response {
         let csrf = csrf_of(&self.page(from).await);
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &csrf));

@@ -15,6 +15,7 @@ mod helpers;
 mod instances;
 mod keys;
 mod logs;
+mod mfa;
 mod migrate_store;
 mod nginx;
 mod postgres;

@@ -46,7 +46,11 @@ pub struct CodeForm {
 }
 
 /// Signs the admin in once every factor was right (or says why not).
-fn signed_in(session: &Session, state: &AppState, user: &UserRow) -> Result<HttpResponse, PageError> {
+fn signed_in(
+    session: &Session,
+    state: &AppState,
+    user: &UserRow,
+) -> Result<HttpResponse, PageError> {
     start_session(session, state, user)?;
     flash(session, "ok", format!("Signed in as {}.", user.email))?;
     Ok(redirect("/admin"))
@@ -84,9 +88,11 @@ pub async fn login_code(
     .await;
     match outcome {
         Ok((user, true)) => signed_in(&session, &state, &user),
-        Ok((_, false)) => {
-            login_again(&session, StatusCode::FORBIDDEN, "This account is not an admin.")
-        }
+        Ok((_, false)) => login_again(
+            &session,
+            StatusCode::FORBIDDEN,
+            "This account is not an admin.",
+        ),
         Err(ServiceError::BadMfaCode) => again(
             StatusCode::UNAUTHORIZED,
             "That code is not right (or was used already).".into(),

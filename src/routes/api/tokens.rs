@@ -91,9 +91,9 @@ pub async fn login_second_step(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let proof = match (body.code, body.recovery_code) {
-        (Some(code), None) => Proof::Code(
-            TotpCode::parse(&code).map_err(|why| ApiError::field("code", why))?,
-        ),
+        (Some(code), None) => {
+            Proof::Code(TotpCode::parse(&code).map_err(|why| ApiError::field("code", why))?)
+        }
         (None, Some(code)) => Proof::RecoveryCode(
             RecoveryCode::parse(&code).map_err(|why| ApiError::field("recovery_code", why))?,
         ),

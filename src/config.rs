@@ -154,6 +154,9 @@ pub struct Settings {
     pub secret_key: Option<Vec<u8>>,
     /// How new access tokens are signed (`JWT_ALGORITHM`).
     pub jwt_algorithm: KeyAlgorithm,
+    /// An admin without two-factor sign-in may only enrol
+    /// (`MFA_REQUIRED_FOR_ADMINS`).
+    pub mfa_required_for_admins: bool,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub registration: Registration,
@@ -219,6 +222,7 @@ pub const VARIABLES: &[&str] = &[
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_ALGORITHM",
+    "MFA_REQUIRED_FOR_ADMINS",
     "LOGIN_MAX_FAILURES",
     "LOGIN_MAX_FAILURES_PER_ADDRESS",
     "LOGIN_WINDOW",
@@ -298,6 +302,7 @@ impl Settings {
                 .transpose()?
                 .unwrap_or_default(),
             cookie_secure: env.boolean("COOKIE_SECURE")?,
+            mfa_required_for_admins: env.boolean("MFA_REQUIRED_FOR_ADMINS")?.unwrap_or(false),
             shutdown_grace: env.seconds("SHUTDOWN_GRACE", 10, Positive::No)?,
             console_idle_timeout: env.seconds("CONSOLE_IDLE_TIMEOUT", 1800, Positive::Yes)?,
             console_max_age: env.seconds("CONSOLE_MAX_AGE", 43_200, Positive::Yes)?,

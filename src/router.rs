@@ -124,7 +124,7 @@ fn page(path: &str, allow: &'static str) -> Resource {
 
 /// The console, inside the `/admin` scope, behind its session middleware.
 fn console_routes(cfg: &mut web::ServiceConfig) {
-    use admin::{audit, clients, dashboard, keys, signin, users};
+    use admin::{account, audit, clients, dashboard, keys, signin, users};
     cfg.app_data(
         web::FormConfig::default()
             .limit(crate::BODY_LIMIT)
@@ -162,6 +162,7 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
     )
     .service(page("/users/{id}/password", "POST").route(web::post().to(users::set_new_password)))
     .service(page("/users/{id}/unlock", "POST").route(web::post().to(users::unlock)))
+    .service(page("/users/{id}/mfa/reset", "POST").route(web::post().to(users::reset_mfa)))
     .service(
         page("/users/{id}/sessions/revoke-all", "POST")
             .route(web::post().to(users::revoke_all_sessions)),
@@ -183,6 +184,14 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(clients::create)),
     )
     .service(page("/clients/{id}/revoke", "POST").route(web::post().to(clients::revoke)))
+    .service(page("/account", "GET").route(web::get().to(account::show)))
+    .service(page("/account/mfa/enrol", "POST").route(web::post().to(account::enrol)))
+    .service(page("/account/mfa/confirm", "POST").route(web::post().to(account::confirm)))
+    .service(
+        page("/account/mfa/recovery-codes", "POST")
+            .route(web::post().to(account::replace_recovery_codes)),
+    )
+    .service(page("/account/mfa/off", "POST").route(web::post().to(account::turn_off)))
     .service(page("/audit", "GET").route(web::get().to(audit::list)))
     .default_service(web::to(admin::error::not_found));
 }

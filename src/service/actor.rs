@@ -17,6 +17,9 @@ pub struct Actor {
     user: Option<Arc<UserRow>>,
     /// Who acts when no user does (`cli` for the operator at the shell).
     system: Option<&'static str>,
+    /// An admin without two-factor sign-in where `MFA_REQUIRED_FOR_ADMINS`
+    /// holds: their admin rights wait for their enrolment.
+    must_enrol: bool,
 }
 
 impl Actor {
@@ -24,6 +27,7 @@ impl Actor {
         Self {
             user: None,
             system: None,
+            must_enrol: false,
         }
     }
 
@@ -32,6 +36,7 @@ impl Actor {
         Self {
             user: None,
             system: Some(name),
+            must_enrol: false,
         }
     }
 
@@ -44,7 +49,18 @@ impl Actor {
         Self {
             user: Some(user),
             system: None,
+            must_enrol: false,
         }
+    }
+
+    /// Applies `MFA_REQUIRED_FOR_ADMINS` (`required`) to a signed-in admin.
+    pub fn requiring_mfa(mut self, required: bool) -> Self {
+        self.must_enrol = required
+            && self
+                .user
+                .as_ref()
+                .is_some_and(|user| user.role == Role::Admin && !user.mfa);
+        self
     }
 
     /// Loads the signed-in user `id` (from memory when it can: see
@@ -65,7 +81,9 @@ impl Actor {
             }
         };
         match user {
-            Some(user) if !user.disabled => Ok(Self::from_shared(user)),
+            Some(user) if !user.disabled => {
+                Ok(Self::from_shared(user).requiring_mfa(state.settings.mfa_required_for_admins))
+            }
             _ => Err(ServiceError::NotSignedIn),
         }
     }
@@ -98,6 +116,9 @@ impl Actor {
     }
 
     pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.must_enrol {
+            return Err(ServiceError::MfaEnrolmentRequired);
+        }
         if self.has_admin_rights() {
             Ok(())
         } else {
@@ -107,6 +128,9 @@ impl Actor {
 
     /// Role and disabled are an admin's to set, on anyone (themself too).
     pub fn may_set_admin_fields(&self) -> Result<(), ServiceError> {
+        if self.must_enrol {
+            return Err(ServiceError::MfaEnrolmentRequired);
+        }
         if self.has_admin_rights() {
             Ok(())
         } else {
@@ -150,6 +174,9 @@ impl Actor {
         let own = &self.row()?.id;
         if id == "me" || id == own.as_str() {
             return Ok(own.clone());
+        }
+        if self.must_enrol {
+            return Err(ServiceError::MfaEnrolmentRequired);
         }
         if !self.is_admin() {
             return Err(ServiceError::Forbidden("you may only act on your own user"));

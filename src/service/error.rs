@@ -50,6 +50,9 @@ pub enum ServiceError {
     /// A wrong, reused or spent code or recovery code.
     #[error("the code is not right")]
     BadMfaCode,
+    /// An admin who must turn two-factor sign-in on before anything else.
+    #[error("set up two-factor sign-in first: admins need it here")]
+    MfaEnrolmentRequired,
     #[error("two-factor sign-in is on already")]
     MfaAlreadyOn,
     #[error("two-factor sign-in is not on")]

@@ -182,6 +182,14 @@ async fn check_code(
     outcome
 }
 
+/// How many of the actor's recovery codes are left unused.
+pub async fn recovery_codes_left(state: &AppState, actor: &Actor) -> Result<i64, ServiceError> {
+    let id = actor.row()?.id.clone();
+    state
+        .read(move |conn| Ok::<_, ServiceError>(mfa::recovery_codes_left(conn, &id)?))
+        .await
+}
+
 /// Replaces the actor's recovery codes (all of them; the old ones stop
 /// working), proven by a current code.
 pub async fn replace_recovery_codes(

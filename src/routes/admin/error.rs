@@ -16,6 +16,10 @@ use askama::Template;
 pub enum PageError {
     #[error("sign-in needed")]
     SignIn,
+    /// Go to this console page instead (an admin who must set up
+    /// two-factor sign-in first).
+    #[error("see {0}")]
+    Redirect(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -47,6 +51,7 @@ impl PageError {
     fn message(&self) -> String {
         match self {
             PageError::SignIn => "Please sign in.".into(),
+            PageError::Redirect(to) => format!("See {to}."),
             PageError::Forbidden(why) => format!("{why}."),
             PageError::NotFound => "There is no such page or user.".into(),
             PageError::BadRequest(why) => why.clone(),
@@ -70,7 +75,7 @@ impl PageError {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::SignIn => StatusCode::SEE_OTHER,
+            PageError::SignIn | PageError::Redirect(_) => StatusCode::SEE_OTHER,
             PageError::Forbidden(_) | PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -86,6 +91,11 @@ impl ResponseError for PageError {
             PageError::SignIn => {
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, "/admin/login"))
+                    .finish();
+            }
+            PageError::Redirect(to) => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, *to))
                     .finish();
             }
             PageError::Unexpected(err) => log::error!("console error: {err:#}"),
@@ -133,6 +143,7 @@ impl From<ServiceError> for PageError {
             ServiceError::SignInRequired(_) | ServiceError::NotSignedIn => PageError::SignIn,
             ServiceError::Forbidden(why) => PageError::Forbidden(why),
             ServiceError::NotFound | ServiceError::NoSuchClient => PageError::NotFound,
+            ServiceError::MfaEnrolmentRequired => PageError::Redirect("/admin/account"),
             ServiceError::Throttled { retry_after } => PageError::TooManyRequests { retry_after },
             ServiceError::Busy(why) => PageError::Unavailable(why),
             ServiceError::Unexpected(err) => PageError::Unexpected(err),

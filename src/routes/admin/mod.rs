@@ -8,6 +8,7 @@
 //! is shown on the answer itself and kept nowhere. Handlers parse the form, call one operation of
 //! `crate::service` and render; they never use the JSON API's modules.
 
+pub mod account;
 pub mod audit;
 pub mod chrome;
 pub mod clients;

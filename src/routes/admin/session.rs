@@ -171,6 +171,20 @@ impl FromRequest for ConsoleAdmin {
             };
             match user {
                 Some(user) if !user.disabled && user.role == Role::Admin => {
+                    // MFA_REQUIRED_FOR_ADMINS: an admin without it may only
+                    // set it up (and sign out).
+                    let path = req.path();
+                    let free = path == "/admin/account"
+                        || path.starts_with("/admin/account/")
+                        || path == "/admin/logout";
+                    if state.settings.mfa_required_for_admins && !user.mfa && !free {
+                        flash(
+                            &session,
+                            "error",
+                            "Set up two-factor sign-in first: admins need it here.",
+                        )?;
+                        return Err(PageError::Redirect("/admin/account"));
+                    }
                     Ok(ConsoleAdmin { user, session, req })
                 }
                 Some(user) if !user.disabled => {

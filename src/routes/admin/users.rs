@@ -28,6 +28,8 @@ pub struct UserLine {
     pub disabled: bool,
     pub created_at: String,
     pub last_login_at: String,
+    /// Two-factor sign-in is on.
+    pub mfa: bool,
 }
 
 impl From<&UserRow> for UserLine {
@@ -37,6 +39,7 @@ impl From<&UserRow> for UserLine {
             name: format!("{} {}", row.first_name, row.last_name),
             email: row.email.clone(),
             role: row.role.to_string(),
+            mfa: row.mfa,
             disabled: row.disabled,
             created_at: rfc3339(row.created_at),
             last_login_at: row
@@ -433,6 +436,27 @@ pub async fn unlock(
     let user = load_user(&state, &id).await?;
     users::unlock(&state, &admin.actor(), &admin.client(), &user).await?;
     admin.flash("ok", format!("{} can sign in again.", user.email))?;
+    Ok(redirect(&format!("/admin/users/{}", user.id)))
+}
+
+/// An admin turns a user's two-factor sign-in off (a lost phone): every
+/// session of theirs ends.
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let user = load_user(&state, &id).await?;
+    crate::service::mfa::reset(&state, &admin.actor(), &admin.client(), user.id.as_str()).await?;
+    admin.flash(
+        "ok",
+        format!(
+            "Two-factor sign-in is off for {}; their sessions have ended.",
+            user.email
+        ),
+    )?;
     Ok(redirect(&format!("/admin/users/{}", user.id)))
 }
 

@@ -42,6 +42,9 @@ pub enum ApiError {
     },
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// An admin without two-factor sign-in where it is required.
+    #[error("two-factor sign-in required")]
+    MfaEnrolmentRequired,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -113,6 +116,10 @@ impl ApiError {
             ApiError::BadRequest(detail) => ("bad-request", detail.clone()),
             ApiError::Unauthorized { detail, .. } => ("unauthorized", (*detail).into()),
             ApiError::Forbidden(detail) => ("forbidden", (*detail).into()),
+            ApiError::MfaEnrolmentRequired => (
+                "mfa-enrollment-required",
+                "admins must turn two-factor sign-in on first (POST /api/user/me/mfa/totp)".into(),
+            ),
             ApiError::NotFound => ("not-found", "no such resource".into()),
             ApiError::MethodNotAllowed { allow } => (
                 "method-not-allowed",
@@ -174,7 +181,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -263,6 +270,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::unauthorized("the mfa_token is not valid (unknown, used or expired)")
             }
             ServiceError::BadMfaCode => ApiError::unauthorized("the code is not right"),
+            ServiceError::MfaEnrolmentRequired => ApiError::MfaEnrolmentRequired,
             ServiceError::MfaAlreadyOn => ApiError::Conflict("two-factor sign-in is on already"),
             ServiceError::MfaNotOn => ApiError::Conflict("two-factor sign-in is not on"),
             ServiceError::NoEnrolment => {

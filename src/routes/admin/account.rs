@@ -1,0 +1,262 @@
+//! `/admin/account`: the signed-in admin's own account, for now two-factor
+//! sign-in: set it up (a QR code drawn here, as inline SVG: no script, no
+//! external resource), confirm it, replace the recovery codes, turn it off.
+
+use super::chrome::Chrome;
+use super::error::PageError;
+use super::page::{redirect, render, render_with};
+use super::session::ConsoleAdmin;
+use crate::domain::{FieldErrors, TotpCode};
+use crate::service::{ServiceError, mfa};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// A started enrolment, as the page shows it.
+pub struct EnrolmentLine {
+    pub secret: String,
+    /// The `otpauth://` URL as an SVG QR code.
+    pub qr: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    mfa: bool,
+    recovery_left: i64,
+    enrolment: Option<EnrolmentLine>,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "admin/recovery_codes.html")]
+struct CodesPage {
+    chrome: Chrome,
+    codes: Vec<String>,
+}
+
+/// An SVG QR code of `text`, fit to sit in a page.
+fn qr_svg(text: &str) -> Result<String, PageError> {
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| PageError::Unexpected(anyhow::anyhow!("QR code: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    let svg = svg
+        .split_once("?>")
+        .map_or(svg.as_str(), |(_, rest)| rest)
+        .replacen(
+            "<svg ",
+            "<svg role=\"img\" aria-label=\"QR code for your authenticator app\" ",
+            1,
+        );
+    Ok(svg)
+}
+
+async fn page(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    enrolment: Option<EnrolmentLine>,
+    errors: FieldErrors,
+) -> Result<AccountPage, PageError> {
+    let user = admin.actor().row()?.clone();
+    let recovery_left = if user.mfa {
+        mfa::recovery_codes_left(state, &admin.actor()).await?
+    } else {
+        0
+    };
+    Ok(AccountPage {
+        chrome: admin.chrome("account")?,
+        mfa: user.mfa,
+        recovery_left,
+        enrolment,
+        errors,
+    })
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+) -> Result<HttpResponse, PageError> {
+    render(&page(&state, &admin, None, FieldErrors::default()).await?)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn enrol(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let enrolment = mfa::enrol(&state, &admin.actor(), &admin.client()).await?;
+    let line = EnrolmentLine {
+        qr: qr_svg(&enrolment.otpauth_url)?,
+        secret: enrolment.secret,
+    };
+    render(&page(&state, &admin, Some(line), FieldErrors::default()).await?)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// The page again with one field's error.
+async fn refused(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    status: StatusCode,
+    field: &str,
+    message: String,
+) -> Result<HttpResponse, PageError> {
+    let mut errors = FieldErrors::default();
+    errors.add(field, message);
+    render_with(status, &page(state, admin, None, errors).await?)
+}
+
+pub async fn confirm(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let code = match TotpCode::parse(&form.code) {
+        Ok(code) => code,
+        Err(why) => {
+            return refused(
+                &state,
+                &admin,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code",
+                why,
+            )
+            .await;
+        }
+    };
+    match mfa::confirm(&state, &admin.actor(), &admin.client(), code).await {
+        Ok(codes) => render(&CodesPage {
+            chrome: admin.chrome("account")?,
+            codes,
+        }),
+        Err(ServiceError::Invalid(_)) => {
+            // The enrolment stays pending: set up again to see its code.
+            refused(
+                &state,
+                &admin,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code",
+                "is not the code your app shows now; set up again and scan the new code".into(),
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn replace_recovery_codes(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let code = match TotpCode::parse(&form.code) {
+        Ok(code) => code,
+        Err(why) => {
+            return refused(
+                &state,
+                &admin,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code",
+                why,
+            )
+            .await;
+        }
+    };
+    match mfa::replace_recovery_codes(&state, &admin.actor(), &admin.client(), code).await {
+        Ok(codes) => render(&CodesPage {
+            chrome: admin.chrome("account")?,
+            codes,
+        }),
+        Err(ServiceError::BadMfaCode) => {
+            refused(
+                &state,
+                &admin,
+                StatusCode::UNAUTHORIZED,
+                "code",
+                "is not right (or was used already)".into(),
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn turn_off(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let code = match TotpCode::parse(&form.code) {
+        Ok(code) => code,
+        Err(why) => {
+            return refused(
+                &state,
+                &admin,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "off_code",
+                why,
+            )
+            .await;
+        }
+    };
+    match mfa::turn_off(
+        &state,
+        &admin.actor(),
+        &admin.client(),
+        &form.password,
+        code,
+    )
+    .await
+    {
+        Ok(()) => {
+            admin.flash("ok", "Two-factor sign-in is off.")?;
+            Ok(redirect("/admin/account"))
+        }
+        Err(ServiceError::BadCredentials) => {
+            refused(
+                &state,
+                &admin,
+                StatusCode::UNAUTHORIZED,
+                "password",
+                "is not right".into(),
+            )
+            .await
+        }
+        Err(ServiceError::BadMfaCode) => {
+            refused(
+                &state,
+                &admin,
+                StatusCode::UNAUTHORIZED,
+                "off_code",
+                "is not right (or was used already)".into(),
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}

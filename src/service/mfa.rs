@@ -64,6 +64,22 @@ pub async fn enrol(
     Ok(enrolment)
 }
 
+/// The actor's enrolment waiting for its first code, if any: what the
+/// authenticator app needs, again.
+pub async fn pending(state: &AppState, actor: &Actor) -> Result<Option<Enrolment>, ServiceError> {
+    let user = actor.row()?.clone();
+    let id = user.id.clone();
+    let row = state
+        .read(move |conn| Ok::<_, ServiceError>(mfa::totp(conn, &id)?))
+        .await?;
+    Ok(row
+        .filter(|row| row.confirmed_at.is_none())
+        .map(|row| Enrolment {
+            secret: totp::base32(&row.secret),
+            otpauth_url: totp::otpauth_url(&row.secret, &state.settings.jwt_issuer, &user.email),
+        }))
+}
+
 /// New recovery codes, and what the store keeps of them.
 fn recovery_codes() -> (Vec<String>, Vec<String>) {
     let codes = totp::new_recovery_codes();

@@ -505,3 +505,174 @@ async fn the_console_asks_an_admin_with_mfa_for_a_code() {
     assert_eq!(right.status(), 303);
     assert_eq!(console.get("/admin/users").await.status(), 200);
 }
+
+/// The value of the input with `id` in `html`.
+fn input_value(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let marker = "value=\"";
+    let start = at + html[at..].find(marker).unwrap() + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_sets_it_up_in_the_console_with_a_qr_code() {
+    let app = spawn_app().await;
+    let console = Console::signed_in_admin(&app).await;
+    let page = console.get("/admin/account").await.text().await.unwrap();
+    assert!(page.contains("Set up two-factor sign-in"), "{page}");
+    let started = console
+        .post("/admin/account", "/admin/account/mfa/enrol", &[])
+        .await;
+    assert_eq!(started.status(), 303);
+    let page = console.get("/admin/account").await.text().await.unwrap();
+    assert!(
+        page.contains("<svg role=\"img\""),
+        "a QR code drawn on the server"
+    );
+    assert!(!page.contains("<script") && !page.contains(" style=\"") && !page.contains("<img"));
+    let secret = base32_decode(&input_value(&page, "secret"));
+    let wrong = console
+        .post(
+            "/admin/account",
+            "/admin/account/mfa/confirm",
+            &[("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 422);
+    let again = wrong.text().await.unwrap();
+    assert!(
+        again.contains("is not the code") && again.contains("<svg"),
+        "shown again"
+    );
+    let code = code_at(&secret, app.clock.now().timestamp());
+    let confirmed = console
+        .post(
+            "/admin/account",
+            "/admin/account/mfa/confirm",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let codes_page = confirmed.text().await.unwrap();
+    assert_eq!(codes_page.matches("<li><code>").count(), 10);
+    let page = console.get("/admin/account").await.text().await.unwrap();
+    assert!(page.contains("10 of 10 recovery codes left"), "{page}");
+    let token = {
+        let admin = TestUser {
+            id: String::new(),
+            email: ADMIN_EMAIL.into(),
+            password: ADMIN_PASSWORD.into(),
+            access_token: String::new(),
+            refresh_token: String::new(),
+        };
+        first_step(&app, &admin).await
+    };
+    app.clock.advance(30);
+    let code = code_at(&secret, app.clock.now().timestamp());
+    let signed_in = second_step(&app, json!({ "mfa_token": token, "code": code })).await;
+    assert_eq!(signed_in.status(), 200);
+    let access = json_body(signed_in).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me(&app, &access).await["mfa"], true);
+
+    // Off again: the password and a code.
+    app.clock.advance(30);
+    let code = code_at(&secret, app.clock.now().timestamp());
+    let wrong_password = console
+        .post(
+            "/admin/account",
+            "/admin/account/mfa/off",
+            &[("password", "not-the-password"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(wrong_password.status(), 401);
+    let off = console
+        .post(
+            "/admin/account",
+            "/admin/account/mfa/off",
+            &[("password", ADMIN_PASSWORD), ("code", &code)],
+        )
+        .await;
+    assert_eq!(off.status(), 303);
+    assert_eq!(app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_users_mfa_from_the_users_page() {
+    let app = spawn_app().await;
+    let enrolled = enrolled_user(&app).await;
+    let console = Console::signed_in_admin(&app).await;
+    let path = format!("/admin/users/{}", enrolled.user.id);
+    let page = console.get(&path).await.text().await.unwrap();
+    assert!(page.contains("Turn off and end their sessions"));
+    let reset = console.post(&path, &format!("{path}/mfa/reset"), &[]).await;
+    assert_eq!(reset.status(), 303);
+    let page = console.get(&path).await.text().await.unwrap();
+    assert!(page.contains("Two-factor sign-in is off for"), "{page}");
+    assert_invalid_token(
+        app.get("/api/user/me", Some(&enrolled.user.access_token))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        app.login(&enrolled.user.email, PASSWORD).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn with_mfa_required_for_admins_an_admin_can_only_enrol() {
+    let app = spawn_app_with(&[("MFA_REQUIRED_FOR_ADMINS", "true")]).await;
+    let admin = app.admin().await;
+    for path in ["/api/user", "/api/admin/keys", "/api/admin/clients"] {
+        let refused = app.get(path, Some(&admin.access_token)).await;
+        let problem = assert_problem(refused, 403).await;
+        assert_eq!(
+            problem["type"], "urn:latchkey:problem:mfa-enrollment-required",
+            "{path}"
+        );
+    }
+    // Users are not concerned; the admin's own account works.
+    let user = app.new_user().await;
+    assert_eq!(me(&app, &user.access_token).await["mfa"], false);
+    assert_eq!(me(&app, &admin.access_token).await["mfa"], false);
+
+    // The console: nothing but /admin/account.
+    let console = Console::signed_in_admin(&app).await;
+    for path in ["/admin", "/admin/users", "/admin/keys"] {
+        let response = console.get(path).await;
+        assert_eq!(response.status(), 303, "{path}");
+        assert_eq!(response.headers()["location"], "/admin/account", "{path}");
+    }
+    assert!(
+        console
+            .get("/admin/account")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("admins need it here")
+    );
+
+    // Enrolled through the API: the same token may act as an admin.
+    let secret = enrol(&app, &admin).await;
+    let confirmed = app
+        .post(
+            "/api/user/me/mfa/totp/confirm",
+            Some(&admin.access_token),
+            &json!({ "code": code_at(&secret, app.clock.now().timestamp()) }),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(
+        app.get("/api/user", Some(&admin.access_token))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(console.get("/admin/users").await.status(), 200);
+}

@@ -57,17 +57,25 @@ fn qr_svg(text: &str) -> Result<String, PageError> {
     Ok(svg)
 }
 
+fn line(enrolment: mfa::Enrolment) -> Result<EnrolmentLine, PageError> {
+    Ok(EnrolmentLine {
+        qr: qr_svg(&enrolment.otpauth_url)?,
+        secret: enrolment.secret,
+    })
+}
+
+/// The page; an enrolment waiting for its code is shown again.
 async fn page(
     state: &AppState,
     admin: &ConsoleAdmin,
-    enrolment: Option<EnrolmentLine>,
     errors: FieldErrors,
 ) -> Result<AccountPage, PageError> {
     let user = admin.actor().row()?.clone();
-    let recovery_left = if user.mfa {
-        mfa::recovery_codes_left(state, &admin.actor()).await?
+    let (recovery_left, enrolment) = if user.mfa {
+        (mfa::recovery_codes_left(state, &admin.actor()).await?, None)
     } else {
-        0
+        let pending = mfa::pending(state, &admin.actor()).await?;
+        (0, pending.map(line).transpose()?)
     };
     Ok(AccountPage {
         chrome: admin.chrome("account")?,
@@ -82,7 +90,7 @@ pub async fn show(
     state: web::Data<AppState>,
     admin: ConsoleAdmin,
 ) -> Result<HttpResponse, PageError> {
-    render(&page(&state, &admin, None, FieldErrors::default()).await?)
+    render(&page(&state, &admin, FieldErrors::default()).await?)
 }
 
 #[derive(Deserialize)]
@@ -97,12 +105,8 @@ pub async fn enrol(
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
-    let enrolment = mfa::enrol(&state, &admin.actor(), &admin.client()).await?;
-    let line = EnrolmentLine {
-        qr: qr_svg(&enrolment.otpauth_url)?,
-        secret: enrolment.secret,
-    };
-    render(&page(&state, &admin, Some(line), FieldErrors::default()).await?)
+    mfa::enrol(&state, &admin.actor(), &admin.client()).await?;
+    Ok(redirect("/admin/account"))
 }
 
 #[derive(Deserialize)]
@@ -125,7 +129,7 @@ async fn refused(
 ) -> Result<HttpResponse, PageError> {
     let mut errors = FieldErrors::default();
     errors.add(field, message);
-    render_with(status, &page(state, admin, None, errors).await?)
+    render_with(status, &page(state, admin, errors).await?)
 }
 
 pub async fn confirm(
@@ -153,13 +157,13 @@ pub async fn confirm(
             codes,
         }),
         Err(ServiceError::Invalid(_)) => {
-            // The enrolment stays pending: set up again to see its code.
+            // The enrolment stays pending and is shown again.
             refused(
                 &state,
                 &admin,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "code",
-                "is not the code your app shows now; set up again and scan the new code".into(),
+                "is not the code your app shows now".into(),
             )
             .await
         }

@@ -26,4 +26,5 @@ mod service;
 mod startup;
 mod throttle;
 mod tokens;
+mod totp_codes;
 mod users;

@@ -8,6 +8,9 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/run` installs
 //! them). Without them these tests fail, loudly: they never skip.
 
+#[path = "../api/totp_codes.rs"]
+mod totp_codes;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -581,5 +584,88 @@ async fn keyboard_alone_signs_in() {
         .unwrap();
     b.await_new_page(old, "Enter").await;
     assert_eq!(b.path().await, "/admin");
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_enrols_in_two_factor_sign_in_and_signs_in_with_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base, setup_link) = start_latchkey(dir.path());
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        if std::env::var("SCREENSHOTS").as_deref() == Ok("docs") {
+            "docs/screenshots"
+        } else {
+            "target/screenshots"
+        },
+    );
+    let b = Browser {
+        client,
+        base,
+        shots,
+    };
+    b.client.goto(&setup_link).await.unwrap();
+    b.fill("#first_name", "Grace").await;
+    b.fill("#last_name", "Two").await;
+    b.fill("#email", "grace.two@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/setup'] button[type=submit]")
+        .await;
+
+    // Set up: the QR code and the key are on the page; the key is read off
+    // it, as a phone would read the QR code.
+    b.open("/admin/account").await;
+    b.click("form[action='/admin/account/mfa/enrol'] button")
+        .await;
+    b.client
+        .find(Locator::Css("figure.qr svg"))
+        .await
+        .expect("a QR code drawn on the page");
+    b.screenshot("account-mfa").await;
+    let secret = b
+        .client
+        .find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = totp_codes::base32_decode(&secret);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    b.fill("#code", &totp_codes::code_at(&secret, now())).await;
+    b.click("form[action='/admin/account/mfa/confirm'] button")
+        .await;
+    let codes = b
+        .client
+        .find_all(Locator::Css("#recovery_codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    b.screenshot("recovery-codes").await;
+
+    // Signed out, then in: the password, then a code. The step of the
+    // confirming code is spent, so the next step's code (within the one
+    // step of skew) is the one that works now.
+    b.click("form.signout button").await;
+    b.fill("#email", "grace.two@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/login'] button[type=submit]")
+        .await;
+    assert!(b.main_text().await.contains("Two-factor sign-in"));
+    b.fill("#code", "000000").await;
+    b.click("form[action='/admin/login/mfa'] button").await;
+    assert!(b.main_text().await.contains("not right"));
+    b.fill("#code", &totp_codes::code_at(&secret, now() + 30))
+        .await;
+    b.click("form[action='/admin/login/mfa'] button").await;
+    assert_eq!(b.path().await, "/admin");
+    b.open("/admin/account").await;
+    assert!(b.main_text().await.contains("10 of 10 recovery codes left"));
     b.client.close().await.unwrap();
 }

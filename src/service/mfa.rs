@@ -172,7 +172,7 @@ async fn check_code(
         client.clone(),
         state.throttle.clone(),
     );
-    let outcome = state
+    state
         .write(move |conn| {
             if let Some(step) = step
                 && mfa::accept_step(conn, &id, step)?
@@ -194,8 +194,7 @@ async fn check_code(
                 .write(conn, now)?;
             Ok(Err(ServiceError::BadMfaCode))
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// How many of the actor's recovery codes are left unused.

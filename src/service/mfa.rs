@@ -166,35 +166,20 @@ async fn check_code(
         return Err(ServiceError::Throttled { retry_after });
     }
     let step = totp::matching_step(&row.secret, code, unix_now(state));
-    let (id, email, client, throttle) = (
-        user.id.clone(),
-        user.email.clone(),
-        client.clone(),
-        state.throttle.clone(),
-    );
-    state
-        .write(move |conn| {
-            if let Some(step) = step
-                && mfa::accept_step(conn, &id, step)?
-            {
-                return Ok::<_, ServiceError>(Ok(()));
-            }
-            if let Some(retry_after) = throttle.record_failure(
-                conn,
-                Account::Email(&email),
-                client.addr.as_deref(),
-                now,
-            )? {
-                return Ok(Err(ServiceError::Throttled { retry_after }));
-            }
-            Event::new(id.as_str(), action, Outcome::Failed)
-                .target(id.as_str())
-                .client(&client)
-                .detail(json!({ "reason": "wrong_code" }))
-                .write(conn, now)?;
-            Ok(Err(ServiceError::BadMfaCode))
-        })
-        .await?
+    if let Some(step) = step {
+        let id = user.id.clone();
+        let accepted = state
+            .write(move |conn| Ok::<_, ServiceError>(mfa::accept_step(conn, &id, step)?))
+            .await?;
+        if accepted {
+            return Ok(());
+        }
+    }
+    let (target, detail) = (Some(user.id.to_string()), json!({ "reason": "wrong_code" }));
+    match signin::count_failure(state, client, &user.email, action, target, detail).await? {
+        Some(retry_after) => Err(ServiceError::Throttled { retry_after }),
+        None => Err(ServiceError::BadMfaCode),
+    }
 }
 
 /// How many of the actor's recovery codes are left unused.

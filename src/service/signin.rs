@@ -116,40 +116,64 @@ pub async fn check_password(
         }),
         user => {
             let target = user.map(|u| u.id.into_string());
-            let (client, throttle) = (client.clone(), state.throttle.clone());
-            let refused = state
-                .write(move |conn| {
-                    let refused = throttle.record_failure(
-                        conn,
-                        Account::Email(&email),
-                        client.addr.as_deref(),
-                        now,
-                    )?;
-                    if let Some(retry_after) = refused {
-                        audit_throttled(conn, &client, &email, action, retry_after, now)?;
-                        return Ok::<_, ServiceError>(refused);
-                    }
-                    let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
-                    let mut event = Event::new(actor, action, Outcome::Failed)
-                        .client(&client)
-                        .detail(json!({ "email": email }));
-                    if let Some(target) = target.as_deref() {
-                        event = event.target(target);
-                    }
-                    event.write(conn, now)?;
-                    Ok(None)
-                })
-                .await?;
-            if let Some(retry_after) = refused {
-                log::info!("sign-in throttled (retry after {retry_after} s)");
-                state.metrics.login("throttled");
+            let detail = json!({ "email": email });
+            if let Some(retry_after) =
+                count_failure(state, client, &email, action, target, detail).await?
+            {
                 return Err(ServiceError::Throttled { retry_after });
             }
             log::info!("sign-in failed: wrong email or password");
-            state.metrics.login("failed");
             Err(ServiceError::BadCredentials)
         }
     }
+}
+
+/// A wrong password or code for the account `email`: one failure counted
+/// for the account and for the client's address, and the audit entry
+/// (`action` failed, by the account's user when there is one, with
+/// `detail`). Past the limit the failure is not counted and the answer is
+/// `Some(retry_after)`: throttled, and audited as such.
+pub async fn count_failure(
+    state: &AppState,
+    client: &ClientInfo,
+    email: &str,
+    action: &'static str,
+    target: Option<String>,
+    detail: serde_json::Value,
+) -> Result<Option<u64>, ServiceError> {
+    let now = state.now_naive();
+    let (client, throttle, email) = (client.clone(), state.throttle.clone(), email.to_owned());
+    let refused = state
+        .write(move |conn| {
+            let refused = throttle.record_failure(
+                conn,
+                Account::Email(&email),
+                client.addr.as_deref(),
+                now,
+            )?;
+            if let Some(retry_after) = refused {
+                audit_throttled(conn, &client, &email, action, retry_after, now)?;
+                return Ok::<_, ServiceError>(refused);
+            }
+            let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
+            let mut event = Event::new(actor, action, Outcome::Failed)
+                .client(&client)
+                .detail(detail);
+            if let Some(target) = target.as_deref() {
+                event = event.target(target);
+            }
+            event.write(conn, now)?;
+            Ok(None)
+        })
+        .await?;
+    match refused {
+        Some(retry_after) => {
+            log::info!("sign-in throttled (retry after {retry_after} s)");
+            state.metrics.login("throttled");
+        }
+        None => state.metrics.login("failed"),
+    }
+    Ok(refused)
 }
 
 /// A full sign-in: the password check, then one transaction that settles
@@ -312,33 +336,16 @@ where
     };
     let right = step.is_some() || recovery_unused;
     if !right {
-        let (client, throttle, id) = (client.clone(), state.throttle.clone(), user.id.clone());
-        let refused = state
-            .write(move |conn| {
-                let refused = throttle.record_failure(
-                    conn,
-                    Account::Email(&email),
-                    client.addr.as_deref(),
-                    now,
-                )?;
-                if let Some(retry_after) = refused {
-                    audit_throttled(conn, &client, &email, "login", retry_after, now)?;
-                    return Ok::<_, ServiceError>(refused);
-                }
-                Event::new(id.as_str(), "login", Outcome::Failed)
-                    .target(id.as_str())
-                    .client(&client)
-                    .detail(json!({ "reason": "wrong_second_factor" }))
-                    .write(conn, now)?;
-                Ok(None)
-            })
-            .await?;
-        if let Some(retry_after) = refused {
-            state.metrics.login("throttled");
+        let (target, detail) = (
+            Some(user.id.to_string()),
+            json!({ "reason": "wrong_second_factor" }),
+        );
+        if let Some(retry_after) =
+            count_failure(state, client, &email, "login", target, detail).await?
+        {
             return Err(ServiceError::Throttled { retry_after });
         }
         log::info!("sign-in failed: wrong second factor");
-        state.metrics.login("failed");
         return Err(ServiceError::BadMfaCode);
     }
     let verified = Verified {

@@ -114,6 +114,18 @@ async fn start_browser(profile: &Path) -> (Running, Client) {
     }
 }
 
+/// Where screenshots go: the README's with `SCREENSHOTS=docs`, else
+/// target/screenshots/.
+fn screenshots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        if std::env::var("SCREENSHOTS").as_deref() == Ok("docs") {
+            "docs/screenshots"
+        } else {
+            "target/screenshots"
+        },
+    )
+}
+
 /// The console as the browser sees it.
 struct Browser {
     client: Client,
@@ -226,13 +238,7 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, base, setup_link) = start_latchkey(dir.path());
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-        if std::env::var("SCREENSHOTS").as_deref() == Ok("docs") {
-            "docs/screenshots"
-        } else {
-            "target/screenshots"
-        },
-    );
+    let shots = screenshots_dir();
     let b = Browser {
         client,
         base: base.clone(),
@@ -592,13 +598,7 @@ async fn an_admin_enrols_in_two_factor_sign_in_and_signs_in_with_a_code() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, base, setup_link) = start_latchkey(dir.path());
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-        if std::env::var("SCREENSHOTS").as_deref() == Ok("docs") {
-            "docs/screenshots"
-        } else {
-            "target/screenshots"
-        },
-    );
+    let shots = screenshots_dir();
     let b = Browser {
         client,
         base,

@@ -119,17 +119,46 @@ pub struct CodeForm {
     csrf_token: String,
 }
 
-/// The page again with one field's error.
+/// The page again with why a form was refused beside its field (`code_field`
+/// names the code's field of that form), or the error page for anything else.
 async fn refused(
     state: &AppState,
     admin: &ConsoleAdmin,
-    status: StatusCode,
-    field: &str,
-    message: String,
+    err: ServiceError,
+    code_field: &str,
 ) -> Result<HttpResponse, PageError> {
     let mut errors = FieldErrors::default();
-    errors.add(field, message);
+    let status = match err {
+        ServiceError::Invalid(invalid) => {
+            for message in invalid.get("code").unwrap_or_default() {
+                errors.add(code_field, message.clone());
+            }
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ServiceError::BadMfaCode => {
+            errors.add(code_field, "is not right (or was used already)");
+            StatusCode::UNAUTHORIZED
+        }
+        ServiceError::BadCredentials => {
+            errors.add("password", "is not right");
+            StatusCode::UNAUTHORIZED
+        }
+        err => return Err(err.into()),
+    };
     render_with(status, &page(state, admin, errors).await?)
+}
+
+/// The code of a form, as the service reads it; a malformed one is an
+/// `Invalid` error of the field `code`.
+fn code(input: &str) -> Result<TotpCode, ServiceError> {
+    TotpCode::parse(input).map_err(|why| ServiceError::field("code", why))
+}
+
+fn codes_page(admin: &ConsoleAdmin, codes: Vec<String>) -> Result<HttpResponse, PageError> {
+    render(&CodesPage {
+        chrome: admin.chrome("account")?,
+        codes,
+    })
 }
 
 pub async fn confirm(
@@ -138,36 +167,14 @@ pub async fn confirm(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
-    let code = match TotpCode::parse(&form.code) {
-        Ok(code) => code,
-        Err(why) => {
-            return refused(
-                &state,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "code",
-                why,
-            )
-            .await;
-        }
+    // A wrong code leaves the enrolment pending; the page shows it again.
+    let confirmed = match code(&form.code) {
+        Ok(code) => mfa::confirm(&state, &admin.actor(), &admin.client(), code).await,
+        Err(err) => Err(err),
     };
-    match mfa::confirm(&state, &admin.actor(), &admin.client(), code).await {
-        Ok(codes) => render(&CodesPage {
-            chrome: admin.chrome("account")?,
-            codes,
-        }),
-        Err(ServiceError::Invalid(_)) => {
-            // The enrolment stays pending and is shown again.
-            refused(
-                &state,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "code",
-                "is not the code your app shows now".into(),
-            )
-            .await
-        }
-        Err(err) => Err(err.into()),
+    match confirmed {
+        Ok(codes) => codes_page(&admin, codes),
+        Err(err) => refused(&state, &admin, err, "code").await,
     }
 }
 
@@ -177,35 +184,15 @@ pub async fn replace_recovery_codes(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
-    let code = match TotpCode::parse(&form.code) {
-        Ok(code) => code,
-        Err(why) => {
-            return refused(
-                &state,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "code",
-                why,
-            )
-            .await;
+    let replaced = match code(&form.code) {
+        Ok(code) => {
+            mfa::replace_recovery_codes(&state, &admin.actor(), &admin.client(), code).await
         }
+        Err(err) => Err(err),
     };
-    match mfa::replace_recovery_codes(&state, &admin.actor(), &admin.client(), code).await {
-        Ok(codes) => render(&CodesPage {
-            chrome: admin.chrome("account")?,
-            codes,
-        }),
-        Err(ServiceError::BadMfaCode) => {
-            refused(
-                &state,
-                &admin,
-                StatusCode::UNAUTHORIZED,
-                "code",
-                "is not right (or was used already)".into(),
-            )
-            .await
-        }
-        Err(err) => Err(err.into()),
+    match replaced {
+        Ok(codes) => codes_page(&admin, codes),
+        Err(err) => refused(&state, &admin, err, "code").await,
     }
 }
 
@@ -215,52 +202,16 @@ pub async fn turn_off(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, PageError> {
     admin.check_form(&form.csrf_token)?;
-    let code = match TotpCode::parse(&form.code) {
-        Ok(code) => code,
-        Err(why) => {
-            return refused(
-                &state,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "off_code",
-                why,
-            )
-            .await;
-        }
+    let (actor, client) = (admin.actor(), admin.client());
+    let off = match code(&form.code) {
+        Ok(code) => mfa::turn_off(&state, &actor, &client, &form.password, code).await,
+        Err(err) => Err(err),
     };
-    match mfa::turn_off(
-        &state,
-        &admin.actor(),
-        &admin.client(),
-        &form.password,
-        code,
-    )
-    .await
-    {
+    match off {
         Ok(()) => {
             admin.flash("ok", "Two-factor sign-in is off.")?;
             Ok(redirect("/admin/account"))
         }
-        Err(ServiceError::BadCredentials) => {
-            refused(
-                &state,
-                &admin,
-                StatusCode::UNAUTHORIZED,
-                "password",
-                "is not right".into(),
-            )
-            .await
-        }
-        Err(ServiceError::BadMfaCode) => {
-            refused(
-                &state,
-                &admin,
-                StatusCode::UNAUTHORIZED,
-                "off_code",
-                "is not right (or was used already)".into(),
-            )
-            .await
-        }
-        Err(err) => Err(err.into()),
+        Err(err) => refused(&state, &admin, err, "off_code").await,
     }
 }

@@ -49,6 +49,11 @@ fn code(input: &str) -> Result<TotpCode, ApiError> {
     TotpCode::parse(input).map_err(|why| ApiError::field("code", why))
 }
 
+/// Recovery codes, shown this once and cached by nobody.
+fn codes_answer(recovery_codes: Vec<String>) -> HttpResponse {
+    no_store(HttpResponse::Ok().json(RecoveryCodes { recovery_codes }))
+}
+
 fn no_store(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         CACHE_CONTROL,
@@ -93,9 +98,8 @@ pub async fn confirm(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.actor(&state).await?;
     let code = code(&body.code)?;
-    let recovery_codes = mfa::confirm(&state, &actor, &client, code).await?;
-    Ok(no_store(
-        HttpResponse::Ok().json(RecoveryCodes { recovery_codes }),
+    Ok(codes_answer(
+        mfa::confirm(&state, &actor, &client, code).await?,
     ))
 }
 
@@ -118,9 +122,8 @@ pub async fn replace_recovery_codes(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.actor(&state).await?;
     let code = code(&body.code)?;
-    let recovery_codes = mfa::replace_recovery_codes(&state, &actor, &client, code).await?;
-    Ok(no_store(
-        HttpResponse::Ok().json(RecoveryCodes { recovery_codes }),
+    Ok(codes_answer(
+        mfa::replace_recovery_codes(&state, &actor, &client, code).await?,
     ))
 }
 

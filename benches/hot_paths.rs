@@ -127,6 +127,7 @@ fn refresh(c: &mut Criterion) {
             created_at: now,
             updated_at: now,
             search_text: "bench@example.com".into(),
+            email_verified: false,
         },
     )
     .unwrap();

@@ -1,9 +1,12 @@
 //! The work a server does besides answering: it watches the store for
 //! what other processes changed, and cleans up what expired.
 
+mod mail;
+
 use crate::auth::keys;
 use crate::db::changes::{self, Kind};
-use crate::db::{console_sessions, keys as key_store, sessions};
+use crate::db::{console_sessions, email_tokens, keys as key_store, outbox, sessions};
+use crate::mail::smtp::Mailer;
 use crate::service::ServiceError;
 use crate::state::AppState;
 use actix_web::web;
@@ -22,13 +25,20 @@ const FEED_KEPT: TimeDelta = TimeDelta::minutes(10);
 /// everything the feed tells (revocations, users, keys).
 const RESYNC_AFTER: TimeDelta = TimeDelta::minutes(5);
 
+/// How long a sent (or dropped) mail's row is kept, bodies cleared.
+const MAIL_KEPT: TimeDelta = TimeDelta::days(7);
+
 /// How often expired state is cleaned up (revocation set, keys, sessions).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts both loops on the current runtime (and, on PostgreSQL, the
-/// listener that wakes the store watcher).
-pub fn spawn(state: &web::Data<AppState>) {
+/// listener that wakes the store watcher), and the outbox worker when
+/// there is a `mailer`.
+pub fn spawn(state: &web::Data<AppState>, mailer: Option<Mailer>) {
     tokio::spawn(maintain(state.clone()));
+    if let Some(mailer) = mailer {
+        mail::spawn(state, mailer);
+    }
     let wake = Arc::new(Notify::new());
     let listener = Arc::downgrade(&wake);
     changes::listen(&state.settings.database, move |news| {
@@ -221,6 +231,8 @@ async fn maintain(state: web::Data<AppState>) {
                         console_sessions::sweep(conn, now.naive_utc())?;
                         throttle.sweep(conn, now.naive_utc())?;
                         crate::db::mfa::sweep_challenges(conn, now.naive_utc())?;
+                        email_tokens::sweep(conn, now.naive_utc())?;
+                        outbox::sweep(conn, (now - MAIL_KEPT).naive_utc())?;
                         // Every instance has read a change long before this
                         // (or reloads everything: see RESYNC_AFTER).
                         changes::sweep(conn, now.naive_utc(), FEED_KEPT)?;

@@ -256,7 +256,8 @@ async fn create_admin(
     })
     .map_err(ServiceError::Invalid)?;
     let state = open(settings)?;
-    let admin = users::create(&state, &operator(), &ClientInfo::default(), new_admin).await?;
+    let admin =
+        users::create_vouched(&state, &operator(), &ClientInfo::default(), new_admin).await?;
     Ok(format!("created the admin {} ({})", admin.email, admin.id))
 }
 

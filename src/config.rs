@@ -2,6 +2,10 @@
 //! named here, with its default. A bad value is a [`ConfigError`] naming the
 //! variable; `main` prints it on one line and exits with code 2.
 
+mod mail;
+
+pub use mail::{EmailVerification, MailSettings, SmtpServer, SmtpTls};
+
 use crate::domain::{Email, KeyAlgorithm, PasswordPolicy};
 use std::fmt;
 use std::net::IpAddr;
@@ -185,6 +189,9 @@ pub struct Settings {
     pub hasher_threads: usize,
     /// Sign-ins that may wait for a hasher thread before 503.
     pub hasher_queue: usize,
+    /// Where and how mail is sent; `None`: no mail (`SMTP_URL` unset).
+    pub mail: Option<MailSettings>,
+    pub email_verification: EmailVerification,
 }
 
 /// A variable that holds a value latchkey cannot use, read from the
@@ -235,6 +242,10 @@ pub const VARIABLES: &[&str] = &[
     "DATABASE_POOL_SIZE",
     "HASHER_THREADS",
     "HASHER_QUEUE",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
+    "EMAIL_VERIFICATION",
 ];
 
 /// The shortest `SECRET_KEY` accepted, in bytes (256 bits).
@@ -260,6 +271,12 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let bind_address = bind_address(env.string("BIND_ADDRESS"))?;
+        let (mail, email_verification) = mail::parse(mail::MailVariables {
+            smtp_url: env.string("SMTP_URL"),
+            mail_from: env.string("MAIL_FROM"),
+            public_url: env.string("PUBLIC_URL"),
+            email_verification: env.string("EMAIL_VERIFICATION"),
+        })?;
         let settings = Settings {
             database: database(env.string("DATABASE_URL"))?,
             secret_key: secret_key(env.raw("SECRET_KEY"))?,
@@ -310,6 +327,8 @@ impl Settings {
             hasher_threads: env.count("HASHER_THREADS", default_hasher_threads())? as usize,
             hasher_queue: env.count("HASHER_QUEUE", 128)? as usize,
             bind_address,
+            mail,
+            email_verification,
         };
         if settings.jwt_algorithm == KeyAlgorithm::EdDsa && settings.secret_key.is_some() {
             return Err(ConfigError::new(

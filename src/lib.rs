@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod rfc3339;

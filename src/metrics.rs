@@ -18,6 +18,8 @@ pub struct Metrics {
     key_age: IntGauge,
     pool_in_use: IntGauge,
     hasher_queue: IntGauge,
+    mail_outbox: IntGauge,
+    mail_sent: IntCounterVec,
 }
 
 fn must<T>(result: prometheus::Result<T>) -> T {
@@ -60,6 +62,15 @@ impl Metrics {
         for outcome in ["ok", "failed", "reuse"] {
             refreshes.with_label_values(&[outcome]);
         }
+        let mail_sent = counter(
+            "latchkey_mail_sent_total",
+            "Mail delivery attempts, by outcome (sent; failed: tried again later; expired: \
+             dropped unsent once its link no longer works)",
+            &["outcome"],
+        );
+        for outcome in ["sent", "failed", "expired"] {
+            mail_sent.with_label_values(&[outcome]);
+        }
         let http_duration = must(HistogramVec::new(
             HistogramOpts::new(
                 "latchkey_http_request_duration_seconds",
@@ -89,8 +100,18 @@ impl Metrics {
                 "latchkey_hasher_queue_depth",
                 "Password hashing jobs waiting for a hasher thread",
             ),
+            mail_outbox: gauge(
+                "latchkey_mail_outbox",
+                "Mail waiting in the outbox to be sent",
+            ),
+            mail_sent,
             registry,
         }
+    }
+
+    /// One delivery attempt's outcome: `sent`, `failed` or `expired`.
+    pub fn mail(&self, outcome: &str) {
+        self.mail_sent.with_label_values(&[outcome]).inc();
     }
 
     pub fn login(&self, outcome: &str) {
@@ -118,6 +139,7 @@ pub struct Gauges {
     pub key_age_seconds: i64,
     pub pool_in_use: i64,
     pub hasher_queue: i64,
+    pub mail_outbox: i64,
 }
 
 impl Metrics {
@@ -127,6 +149,7 @@ impl Metrics {
         self.key_age.set(gauges.key_age_seconds);
         self.pool_in_use.set(gauges.pool_in_use);
         self.hasher_queue.set(gauges.hasher_queue);
+        self.mail_outbox.set(gauges.mail_outbox);
         let mut body = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
         Ok(body)

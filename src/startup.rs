@@ -5,6 +5,7 @@
 use crate::background;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
+use crate::mail::smtp::Mailer;
 use crate::middleware::{self, ConsoleSessions};
 use crate::router;
 use crate::routes::api::openapi;
@@ -45,6 +46,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&settings.bind_address).map_err(bind)?;
         let local = listener.local_addr().map_err(bind)?;
+        let mailer = settings.mail.as_ref().map(Mailer::new).transpose()?;
         let state = web::Data::new(AppState::open(settings, clock)?);
         setup::admin_from_env(&state).await?;
         if let Some(token) = setup::offer_link(&state).await {
@@ -54,7 +56,7 @@ impl Application {
             );
         }
         log::info!("latchkey listening on http://{local}");
-        background::spawn(&state);
+        background::spawn(&state, mailer);
         let openapi = web::Data::new(openapi::document());
         let console = ConsoleSessions::new(&state).await?;
         let (grace, pool_size) = (

@@ -42,6 +42,9 @@ pub struct AppState {
     /// The change feed's newest id when this instance started, read before
     /// the revocation set was loaded: the store watcher reads on from it.
     pub feed_start: i64,
+    /// Woken when this instance queues mail, so the outbox worker sends it
+    /// at once rather than at its next look.
+    pub mail_queued: tokio::sync::Notify,
 }
 
 /// What a write transaction revoked and changed, for the in-memory views
@@ -134,6 +137,7 @@ impl AppState {
             metrics: Metrics::new(),
             users: UserCache::new(USER_CACHE_CAPACITY),
             feed_start,
+            mail_queued: tokio::sync::Notify::new(),
         })
     }
 

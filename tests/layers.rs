@@ -236,7 +236,7 @@ fn no_two_modules_use_each_other_even_through_others() {
 const LAYERS: &[&[&str]] = &[
     &["domain", "config", "client", "clock", "rfc3339"],
     &["db"],
-    &["auth", "audit", "metrics"],
+    &["auth", "audit", "metrics", "mail"],
     &["state"],
     &["service"],
     &["routes", "cli"],

@@ -164,6 +164,19 @@ impl Throttle {
         store::sweep(conn, now - self.window)
     }
 
+    /// Counts one request that may send mail (a forgotten password) from
+    /// the client address `addr`, in the sign-in window; the count so far.
+    /// Past a limit such requests are answered alike but send nothing.
+    pub fn count_mail_request(
+        &self,
+        conn: &mut DbConnection,
+        addr: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<i32> {
+        store::count_attempt(conn, &format!("mail:{addr}"), now, now - self.window)
+            .map(|(count, _)| count)
+    }
+
     /// Clears an account's counter (an admin unlocking it).
     pub fn unlock(&self, conn: &mut DbConnection, email: &str) -> QueryResult<()> {
         store::clear(conn, &account_subject(email)).map(|_| ())

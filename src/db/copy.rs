@@ -10,20 +10,22 @@
 //! sign-ins waiting for their second factor (five minutes at most).
 
 use super::console_sessions::ConsoleSessionRow;
+use super::email_tokens::EmailTokenRow;
 use super::mfa::{RecoveryCodeRow, TotpRow};
 use super::models::{
     AuditRow, RefreshTokenRow, ServiceClientRow, SessionRow, SigningKeyRow, UserRow,
 };
+use super::outbox::MailRow;
 use super::schema::{
-    audit_log, console_sessions, login_throttle, mfa_recovery_codes, mfa_totp, refresh_tokens,
-    server_secrets, service_clients, sessions, signing_keys, users,
+    audit_log, console_sessions, email_tokens, login_throttle, mail_outbox, mfa_recovery_codes,
+    mfa_totp, refresh_tokens, server_secrets, service_clients, sessions, signing_keys, users,
 };
 use super::{DbConnection, StoreError, per_backend};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 /// Rows read and written per statement: well under both backends' limits
-/// on bound parameters (11 columns × 500).
+/// on bound parameters (15 columns × 500).
 const BATCH: i64 = 500;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -54,6 +56,8 @@ pub struct Copied {
     pub service_clients: usize,
     pub totp_secrets: usize,
     pub recovery_codes: usize,
+    pub email_tokens: usize,
+    pub outbox_mails: usize,
     pub throttle_counters: usize,
     pub audit_entries: usize,
 }
@@ -64,7 +68,7 @@ impl std::fmt::Display for Copied {
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "{}, {}, {}, {}, {}, {}, {}, {}, {} and {}",
+            "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} and {}",
             count(self.users, "user", "users"),
             count(self.sessions, "session", "sessions"),
             count(self.refresh_tokens, "refresh token", "refresh tokens"),
@@ -73,6 +77,8 @@ impl std::fmt::Display for Copied {
             count(self.service_clients, "service client", "service clients"),
             count(self.totp_secrets, "TOTP secret", "TOTP secrets"),
             count(self.recovery_codes, "recovery code", "recovery codes"),
+            count(self.email_tokens, "email token", "email tokens"),
+            count(self.outbox_mails, "mail", "mails"),
             count(
                 self.throttle_counters,
                 "throttle counter",
@@ -173,6 +179,8 @@ pub fn copy_store(
                     code_hash,
                     RecoveryCodeRow
                 ),
+                email_tokens: copy_table!(from, to, email_tokens, token_hash, EmailTokenRow),
+                outbox_mails: copy_table!(from, to, mail_outbox, id, MailRow),
                 throttle_counters: copy_table!(from, to, login_throttle, subject, ThrottleRow),
                 audit_entries: copy_table!(from, to, audit_log, id, AuditRow),
             };

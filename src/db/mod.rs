@@ -14,9 +14,11 @@ pub mod changes;
 pub mod clients;
 pub mod console_sessions;
 pub mod copy;
+pub mod email_tokens;
 pub mod keys;
 pub mod mfa;
 pub mod models;
+pub mod outbox;
 pub mod refresh_tokens;
 #[rustfmt::skip]
 pub mod schema;

@@ -26,6 +26,9 @@ pub struct UserRow {
     pub search_text: String,
     /// Two-factor sign-in (TOTP) is on.
     pub mfa: bool,
+    /// The user proved the address receives mail (a verification link),
+    /// or an operator vouched for it.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -41,6 +44,7 @@ pub struct NewUserRow<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub search_text: String,
+    pub email_verified: bool,
 }
 
 /// A profile change; `None` leaves a column as it is.
@@ -54,6 +58,8 @@ pub struct UserChangeset {
     pub disabled: Option<bool>,
     pub updated_at: NaiveDateTime,
     pub search_text: Option<String>,
+    /// Set to false when the email changes.
+    pub email_verified: Option<bool>,
 }
 
 /// What the user search matches: email and names, lower-cased.

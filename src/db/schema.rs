@@ -33,10 +33,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_throttle (subject) {
         subject -> Text,
         window_start -> Timestamp,
         failures -> Integer,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        user_id -> Nullable<Text>,
+        kind -> Text,
+        recipient -> Text,
+        recipient_name -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        done_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
     }
 }
 
@@ -138,10 +169,13 @@ diesel::table! {
         last_login_at -> Nullable<Timestamp>,
         search_text -> Text,
         mfa -> Bool,
+        email_verified -> Bool,
     }
 }
 
 diesel::joinable!(console_sessions -> users (user_id));
+diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(mail_outbox -> users (user_id));
 diesel::joinable!(mfa_challenges -> users (user_id));
 diesel::joinable!(mfa_recovery_codes -> users (user_id));
 diesel::joinable!(mfa_totp -> users (user_id));
@@ -152,7 +186,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     changes,
     console_sessions,
+    email_tokens,
     login_throttle,
+    mail_outbox,
     mfa_challenges,
     mfa_recovery_codes,
     mfa_totp,

@@ -90,6 +90,20 @@ pub fn set_password_hash(
         .execute(conn)
 }
 
+/// Marks the user's address verified, if it is still `email` (the address
+/// the link went to); false when it is not.
+pub fn set_email_verified(
+    conn: &mut DbConnection,
+    id: &UserId,
+    email: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(users::table.find(id).filter(users::email.eq(email)))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
 /// Replaces a hash only if it is still the one that was verified, so a
 /// re-hash at sign-in never overwrites a password changed meanwhile.
 pub fn upgrade_password_hash(

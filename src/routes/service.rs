@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`: for load balancers, orchestrators
 //! and Prometheus.
 
-use crate::db::{self, keys as key_store, sessions};
+use crate::db::{self, keys as key_store, outbox, sessions};
 use crate::domain::KeyState;
 use crate::metrics::Gauges;
 use crate::routes::api::error::ApiError;
@@ -30,9 +30,13 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = state.now_naive();
-    let (live, keys) = state
+    let (live, keys, outbox) = state
         .read(move |conn| {
-            Ok::<_, ApiError>((sessions::count_live(conn, now)?, key_store::all(conn)?))
+            Ok::<_, ApiError>((
+                sessions::count_live(conn, now)?,
+                key_store::all(conn)?,
+                outbox::pending(conn)?,
+            ))
         })
         .await?;
     let active = keys.iter().find(|k| k.state == KeyState::Active);
@@ -44,6 +48,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             key_age_seconds: active.map_or(0, |k| (now - k.created_at).num_seconds()),
             pool_in_use: i64::from(pool.connections - pool.idle_connections),
             hasher_queue: state.hasher.queue_depth() as i64,
+            mail_outbox: outbox,
         })
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("encoding metrics: {e}")))?;
     Ok(HttpResponse::Ok()

@@ -68,6 +68,26 @@ pub enum ServiceError {
     /// A refresh token that is unknown, spent, expired or revoked.
     #[error("the refresh token is not valid")]
     RefreshRefused,
+    /// `SMTP_URL` (with `MAIL_FROM` and `PUBLIC_URL`) is not set.
+    #[error("email is not configured on this server (SMTP_URL, MAIL_FROM, PUBLIC_URL)")]
+    MailNotConfigured,
+    /// The right password, but `EMAIL_VERIFICATION=required` and the
+    /// address is not verified yet.
+    #[error("confirm your email address first: follow the link in the mail we sent")]
+    EmailUnverified,
+    /// A reset or verification token that is unknown, used, expired, for
+    /// another address, or whose user is gone.
+    #[error(
+        "the link or token is not valid: it is unknown, used, expired or replaced by a newer one"
+    )]
+    EmailTokenInvalid,
+    #[error("the email address is verified already")]
+    AlreadyVerified,
+    #[error("email verification is off on this server (EMAIL_VERIFICATION)")]
+    VerificationOff,
+    /// A mail of this kind went to this address moments ago.
+    #[error("a mail was sent moments ago; try again in {retry_after} seconds")]
+    MailTooSoon { retry_after: u64 },
     /// The store or the hasher is busy: try again shortly.
     #[error("the service is busy; try again shortly ({0})")]
     Busy(String),

@@ -11,9 +11,11 @@
 mod actor;
 pub mod audit;
 pub mod clients;
+pub mod email;
 mod error;
 pub mod keys;
 pub mod listing;
+pub mod mailroom;
 pub mod mfa;
 pub mod passwords;
 pub mod sessions;

@@ -38,7 +38,7 @@ pub async fn admin_from_env(state: &AppState) -> Result<(), ConfigError> {
     })?;
     let email = admin.email.as_str().to_owned();
     let system = Actor::system(crate::audit::SYSTEM);
-    match users::create(state, &system, &ClientInfo::default(), admin).await {
+    match users::create_vouched(state, &system, &ClientInfo::default(), admin).await {
         Ok(_) => log::info!("created the admin {email} from ADMIN_EMAIL"),
         Err(ServiceError::EmailTaken) => {}
         Err(e) => {
@@ -97,7 +97,7 @@ pub async fn create_first_admin(
         role: Role::Admin,
         ..admin
     };
-    let created = match users::create(state, &Actor::anonymous(), client, admin).await {
+    let created = match users::create_vouched(state, &Actor::anonymous(), client, admin).await {
         Ok(created) => created,
         Err(err) => {
             state.restore_setup_token(token.to_owned());

@@ -10,6 +10,7 @@ use crate::auth::sessions::{new_refresh_token, sha256_hex};
 use crate::auth::throttle::{Account, Throttle};
 use crate::auth::totp;
 use crate::client::ClientInfo;
+use crate::config::EmailVerification;
 use crate::db::DbConnection;
 use crate::db::mfa::{self, ChallengeRow};
 use crate::db::models::UserRow;
@@ -193,6 +194,11 @@ where
     T: Send + 'static,
 {
     let verified = check_password(state, client, email, password, "login").await?;
+    if state.settings.email_verification == EmailVerification::Required
+        && !verified.user.email_verified
+    {
+        return Err(super::mailroom::refuse_unverified(state, client, &verified.user).await?);
+    }
     let upgraded = if password::needs_rehash(&verified.user.password_hash) {
         Some(state.hasher.rehash(password).await?)
     } else {

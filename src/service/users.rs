@@ -1,6 +1,7 @@
 //! Users: register, create, read, change, delete, list, unlock.
 
 use super::listing::{Page, UserListing};
+use super::mailroom::Mailroom;
 use super::sessions::{self, reason};
 use super::{Actor, ServiceError};
 use crate::audit::{Event, Outcome};
@@ -42,13 +43,35 @@ pub async fn register(
     create(state, actor, client, new_user).await
 }
 
-/// Creates a user: hashing off the async threads, the row and its audit
-/// entry in one transaction.
+/// Creates a user: hashing off the async threads, the row, its audit
+/// entry and (when verification is on) the verification mail in one
+/// transaction.
 pub async fn create(
     state: &AppState,
     actor: &Actor,
     client: &ClientInfo,
     new_user: NewUser,
+) -> Result<UserRow, ServiceError> {
+    create_as(state, actor, client, new_user, false).await
+}
+
+/// Creates a user whose address the operator vouches for (the first admin,
+/// made at start, at `/admin/setup` or from the shell): verified, no mail.
+pub async fn create_vouched(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientInfo,
+    new_user: NewUser,
+) -> Result<UserRow, ServiceError> {
+    create_as(state, actor, client, new_user, true).await
+}
+
+async fn create_as(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientInfo,
+    new_user: NewUser,
+    vouched: bool,
 ) -> Result<UserRow, ServiceError> {
     let email = new_user.email.as_str().to_owned();
     // Checked before hashing so a taken email does not cost an Argon2 run;
@@ -63,7 +86,8 @@ pub async fn create(
     let now = state.now_naive();
     let actor_id = actor.audit_name();
     let client = client.clone();
-    state
+    let mailroom = Mailroom::configured(state).filter(|_| !vouched);
+    let user = state
         .write(move |conn| {
             let id = UserId::generate();
             let user = users::insert(
@@ -83,6 +107,7 @@ pub async fn create(
                         new_user.first_name.as_str(),
                         new_user.last_name.as_str(),
                     ),
+                    email_verified: vouched,
                 },
             )
             .map_err(email_conflict)?;
@@ -93,9 +118,14 @@ pub async fn create(
                     json!({ "email": user.email, "role": user.role, "disabled": user.disabled }),
                 )
                 .write(conn, now)?;
-            Ok(user)
+            if let Some(mailroom) = &mailroom {
+                mailroom.verification(conn, &user, now)?;
+            }
+            Ok::<_, ServiceError>(user)
         })
-        .await
+        .await?;
+    state.mail_queued.notify_one();
+    Ok(user)
 }
 
 /// A unique violation on insert or update can only be the email.
@@ -123,7 +153,8 @@ pub async fn update(
     }
     let now = state.now_naive();
     let (actor_id, client) = (actor.audit_name(), client.clone());
-    state
+    let mailroom = Mailroom::configured(state);
+    let updated = state
         .write_revoking(move |conn, revoked| {
             if changes.removes_admin() {
                 db::serialize(conn, db::Serialize::Admins)?;
@@ -133,10 +164,13 @@ pub async fn update(
             if changes.removes_admin() && is_last_admin(conn, &before)? {
                 return Err(ServiceError::LastAdmin);
             }
+            let new_email = changes.email.map(|e| e.into_string());
+            let email_changes = new_email.as_ref().is_some_and(|e| *e != before.email);
             let changeset = UserChangeset {
                 first_name: changes.first_name.map(|n| n.into_string()),
                 last_name: changes.last_name.map(|n| n.into_string()),
-                email: changes.email.map(|e| e.into_string()),
+                email: new_email,
+                email_verified: email_changes.then_some(false),
                 role: changes.role,
                 disabled: changes.disabled,
                 updated_at: now,
@@ -153,9 +187,21 @@ pub async fn update(
                 .client(&client)
                 .detail(changed_fields(&before, &after))
                 .write(conn, now)?;
-            Ok(after)
+            let mailed = match &mailroom {
+                Some(mailroom) if email_changes => {
+                    mailroom.email_changed(conn, &before, &after, now)?;
+                    true
+                }
+                _ => false,
+            };
+            Ok((after, mailed))
         })
-        .await
+        .await?;
+    let (after, mailed) = updated;
+    if mailed {
+        state.mail_queued.notify_one();
+    }
+    Ok(after)
 }
 
 /// Whether `user` is an enabled admin and no other enabled admin exists.

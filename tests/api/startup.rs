@@ -37,6 +37,12 @@ fn a_bad_value_stops_the_start_with_one_line_naming_the_variable_and_exit_code_2
         ("ADMIN_PASSWORD", "password"),
         ("JWT_ALGORITHM", "RS256"),
         ("JWT_ALGORITHM", "none"),
+        ("SMTP_URL", "http://mail.example.com"),
+        ("SMTP_URL", "smtp://"),
+        ("EMAIL_VERIFICATION", "sometimes"),
+        ("MAIL_FROM", "not an address"),
+        ("MAIL_FROM", "a@example.com\r\nBcc: b@example.com"),
+        ("PUBLIC_URL", "auth.example.com"),
         // An HMAC key where Ed25519 keys are made.
         (
             "SECRET_KEY",
@@ -47,6 +53,16 @@ fn a_bad_value_stops_the_start_with_one_line_naming_the_variable_and_exit_code_2
         let mut env = vec![("BIND_ADDRESS", "127.0.0.1:0"), (*variable, *value)];
         if *variable == "ADMIN_PASSWORD" {
             env.push(("ADMIN_EMAIL", "root@example.com"));
+        }
+        // The mail variables go together.
+        for (other, good) in [
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("MAIL_FROM", "latchkey <no-reply@example.com>"),
+            ("PUBLIC_URL", "https://auth.example.com"),
+        ] {
+            if ["MAIL_FROM", "PUBLIC_URL"].contains(variable) && other != *variable {
+                env.push((other, good));
+            }
         }
         if *variable == "SECRET_KEY" && value.len() >= 32 {
             env.push(("JWT_ALGORITHM", "EdDSA"));

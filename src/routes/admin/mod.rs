@@ -13,6 +13,7 @@ pub mod audit;
 pub mod chrome;
 pub mod clients;
 pub mod dashboard;
+pub mod email;
 pub mod error;
 pub mod keys;
 pub mod page;

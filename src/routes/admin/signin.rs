@@ -179,6 +179,12 @@ pub async fn login(
             "The email or password is wrong.".into(),
         ),
         Err(ServiceError::Disabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
+        Err(ServiceError::EmailUnverified) => (
+            StatusCode::FORBIDDEN,
+            "Confirm your email address first: follow the link in the mail we sent (a new one is \
+             on its way if the last is more than two minutes old)."
+                .into(),
+        ),
         Err(err) => return Err(err.into()),
     };
     let page = LoginPage {

@@ -7,12 +7,13 @@ use super::page::{query_string, redirect, render, render_with};
 use super::session::ConsoleAdmin;
 use super::signin::CsrfForm;
 use crate::db::models::{SessionRow, UserRow};
+use crate::db::outbox::{self, MailRow};
 use crate::db::sessions;
 use crate::domain::{FieldErrors, NewUser, NewUserInput, Role, UserChanges, UserId};
 use crate::rfc3339::format as rfc3339;
 use crate::service::listing::{ListParams, UserListing};
 use crate::service::sessions::Whose;
-use crate::service::{ServiceError, passwords, sessions as session_ops, users};
+use crate::service::{ServiceError, email, passwords, sessions as session_ops, users};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -30,6 +31,7 @@ pub struct UserLine {
     pub last_login_at: String,
     /// Two-factor sign-in is on.
     pub mfa: bool,
+    pub email_verified: bool,
 }
 
 impl From<&UserRow> for UserLine {
@@ -40,6 +42,7 @@ impl From<&UserRow> for UserLine {
             email: row.email.clone(),
             role: row.role.to_string(),
             mfa: row.mfa,
+            email_verified: row.email_verified,
             disabled: row.disabled,
             created_at: rfc3339(row.created_at),
             last_login_at: row
@@ -271,6 +274,52 @@ struct EditPage {
     password_error: Option<String>,
     sessions: Vec<SessionLine>,
     locked_for: Option<u64>,
+    /// Mail is configured: the "send a password reset" button works.
+    mail_on: bool,
+    mails: Vec<MailLine>,
+}
+
+/// A mail to the user, as the user page lists it.
+struct MailLine {
+    what: &'static str,
+    queued_at: String,
+    /// `sent`, `waiting`, `expired`, `not sent`.
+    status: &'static str,
+    detail: String,
+}
+
+impl From<&MailRow> for MailLine {
+    fn from(row: &MailRow) -> Self {
+        let what = match row.kind.as_str() {
+            "password_reset" => "Password reset link",
+            "verify_email" => "Verification link",
+            "email_changed" => "Email change notice",
+            _ => "Mail",
+        };
+        let (status, detail) = match (row.outcome.as_deref(), row.done_at) {
+            (Some("sent"), Some(at)) => {
+                ("sent", format!("to {} at {}", row.recipient, rfc3339(at)))
+            }
+            (Some("expired"), _) => ("expired", "its link expired before it could be sent".into()),
+            (Some(_), _) => ("not sent", "the address cannot receive mail".into()),
+            (None, _) => (
+                "waiting",
+                match &row.last_error {
+                    Some(error) => format!(
+                        "to {}; {} attempts so far, last: {error}",
+                        row.recipient, row.attempts
+                    ),
+                    None => format!("to {}", row.recipient),
+                },
+            ),
+        };
+        MailLine {
+            what,
+            queued_at: rfc3339(row.created_at),
+            status,
+            detail,
+        }
+    }
 }
 
 async fn load_user(state: &AppState, id: &str) -> Result<UserRow, PageError> {
@@ -289,11 +338,12 @@ async fn edit_page(
 ) -> Result<HttpResponse, PageError> {
     let (id, email, now) = (user.id.clone(), user.email.clone(), state.now_naive());
     let throttle = state.throttle.clone();
-    let (live, locked_for) = state
+    let (live, locked_for, mails) = state
         .read(move |conn| {
             Ok::<_, PageError>((
                 sessions::live_for_user(conn, &id, now)?,
                 throttle.locked_for(conn, &email, now)?,
+                outbox::of_user(conn, id.as_str(), 5)?,
             ))
         })
         .await?;
@@ -310,6 +360,8 @@ async fn edit_page(
         password_error,
         sessions: live.iter().map(SessionLine::from).collect(),
         locked_for,
+        mail_on: state.settings.mail.is_some(),
+        mails: mails.iter().map(MailLine::from).collect(),
     };
     render_with(status, &page)
 }
@@ -436,6 +488,34 @@ pub async fn unlock(
     let user = load_user(&state, &id).await?;
     users::unlock(&state, &admin.actor(), &admin.client(), &user).await?;
     admin.flash("ok", format!("{} can sign in again.", user.email))?;
+    Ok(redirect(&format!("/admin/users/{}", user.id)))
+}
+
+/// An admin mails a user a password-reset link (a user who cannot sign
+/// in and would rather choose their own password than be given one).
+pub async fn send_password_reset(
+    state: web::Data<AppState>,
+    admin: ConsoleAdmin,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    admin.check_form(&form.csrf_token)?;
+    let user = load_user(&state, &id).await?;
+    let (actor, client) = (admin.actor(), admin.client());
+    match email::send_password_reset(&state, &actor, &client, user.id.clone()).await {
+        Ok(user) => admin.flash(
+            "ok",
+            format!(
+                "A password reset link is on its way to {}. It works for 30 minutes.",
+                user.email
+            ),
+        )?,
+        Err(ServiceError::Disabled) => admin.flash(
+            "error",
+            "This user is disabled: enable them first, then send the link.",
+        )?,
+        Err(other) => return Err(other.into()),
+    }
     Ok(redirect(&format!("/admin/users/{}", user.id)))
 }
 

@@ -60,6 +60,14 @@ pub enum ApiError {
     Unprocessable(FieldErrors),
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
+    /// The password was right; the address is not verified yet.
+    #[error("email unverified")]
+    EmailUnverified,
+    /// A mail was sent to this address moments ago.
+    #[error("a mail was sent moments ago")]
+    MailTooSoon { retry_after: u64 },
+    #[error("email is not configured")]
+    MailNotConfigured,
     /// The password was right; the second step needs this token.
     #[error("a second factor is needed")]
     MfaRequired { mfa_token: String },
@@ -148,6 +156,23 @@ impl ApiError {
                 "too-many-requests",
                 "too many failed sign-ins; try again later".into(),
             ),
+            ApiError::EmailUnverified => (
+                "email-unverified",
+                "the password is right, but the email address is not verified yet: follow the \
+                 link in the mail (a new one was sent if the last is older than 2 minutes)"
+                    .into(),
+            ),
+            ApiError::MailTooSoon { retry_after } => (
+                "too-many-requests",
+                format!(
+                    "a mail was sent to this address moments ago; try again in {retry_after} s"
+                ),
+            ),
+            ApiError::MailNotConfigured => (
+                "email-not-configured",
+                "email is not configured on this server (SMTP_URL, MAIL_FROM and PUBLIC_URL)"
+                    .into(),
+            ),
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the service is busy; try again shortly".into(),
@@ -181,16 +206,22 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::MfaEnrolmentRequired | ApiError::EmailUnverified => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::MailTooSoon { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::MfaRequired { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::MailNotConfigured => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -229,7 +260,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after } | ApiError::MailTooSoon { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Unavailable(_) => {
@@ -281,6 +312,19 @@ impl From<ServiceError> for ApiError {
                 challenge: Challenge::Basic,
             },
             ServiceError::NoSuchClient => ApiError::NotFound,
+            ServiceError::MailNotConfigured => ApiError::MailNotConfigured,
+            ServiceError::EmailUnverified => ApiError::EmailUnverified,
+            ServiceError::EmailTokenInvalid => ApiError::BadRequest(
+                "the token is not valid: it is unknown, used, expired, or replaced by a newer one"
+                    .into(),
+            ),
+            ServiceError::AlreadyVerified => {
+                ApiError::Conflict("the email address is verified already")
+            }
+            ServiceError::VerificationOff => {
+                ApiError::Conflict("email verification is off on this server")
+            }
+            ServiceError::MailTooSoon { retry_after } => ApiError::MailTooSoon { retry_after },
             ServiceError::Busy(why) => ApiError::Unavailable(why),
             ServiceError::Unexpected(err) => ApiError::Unexpected(err),
         }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod caller;
 pub mod clients;
+pub mod email;
 pub mod error;
 pub mod introspect;
 pub mod jwks;

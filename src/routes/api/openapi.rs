@@ -2,7 +2,7 @@
 //! request and response types, so it cannot drift from the code.
 
 use super::error::Problem;
-use super::{clients, introspect, jwks, keys, mfa, passwords, tokens, users, verify, views};
+use super::{clients, email, introspect, jwks, keys, mfa, passwords, tokens, users, verify, views};
 use crate::domain::Role;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         keys::list, keys::rotate, verify::verify, introspect::introspect, jwks::jwks,
         clients::list, clients::create, clients::revoke, tokens::login_second_step,
         mfa::enrol, mfa::confirm, mfa::replace_recovery_codes, mfa::turn_off, mfa::reset,
+        email::forgot, email::reset, email::verify, email::resend,
     ),
     components(schemas(
         Problem, Role, views::UserView, views::UserPage, views::TokenResponse, views::KeyView,
@@ -38,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         views::ClientView, views::NewClientView, clients::CreateClient, clients::ClientList,
         introspect::IntrospectRequest, introspect::Introspection, jwks::JwkSet, jwks::Jwk,
         tokens::SecondStepRequest, mfa::EnrolmentView, mfa::RecoveryCodes, mfa::CodeRequest,
-        mfa::TurnOffRequest,
+        mfa::TurnOffRequest, email::ForgotPassword, email::ResetPassword, email::VerifyEmail,
     )),
     modifiers(&BearerScheme, &ProblemResponses),
     tags(
@@ -49,6 +50,7 @@ use utoipa::{Modify, OpenApi};
             services"),
         (name = "mfa", description = "Two-factor sign-in (TOTP)"),
         (name = "clients", description = "Service clients: credentials for introspection (admins)"),
+        (name = "email", description = "Forgotten password and address verification (with SMTP_URL)"),
     ),
 )]
 pub struct ApiDoc;

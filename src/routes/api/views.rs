@@ -25,6 +25,9 @@ pub struct UserView {
     pub last_login_at: Option<String>,
     /// Two-factor sign-in (TOTP) is on.
     pub mfa: bool,
+    /// The user followed a verification link sent to `email` (or an
+    /// operator created them).
+    pub email_verified: bool,
 }
 
 impl From<&UserRow> for UserView {
@@ -40,6 +43,7 @@ impl From<&UserRow> for UserView {
             updated_at: rfc3339(row.updated_at),
             last_login_at: row.last_login_at.map(rfc3339),
             mfa: row.mfa,
+            email_verified: row.email_verified,
         }
     }
 }

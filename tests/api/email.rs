@@ -727,3 +727,30 @@ async fn an_admin_sends_a_password_reset_from_the_console() {
         .unwrap();
     assert!(audit.contains("password.reset_link"), "{audit}");
 }
+
+#[tokio::test]
+async fn two_instances_on_one_store_send_each_mail_once() {
+    let mut smtp = SmtpServer::start();
+    let first = mail_app(&smtp, "optional").await;
+    let second = first.restart_with(&[]).await;
+    // Mail piles up while the SMTP server is down; then both instances'
+    // workers find it due at once.
+    smtp.stop();
+    let mut addresses = Vec::new();
+    for n in 0..16 {
+        let email = unique_email();
+        let app = if n % 2 == 0 { &first } else { &second };
+        register(app, &email).await;
+        addresses.push(email);
+    }
+    smtp.restart();
+    smtp.wait_for_count("@", addresses.len(), Duration::from_secs(30))
+        .await;
+    outbox_drained(&first).await;
+    // A second look, after both workers have looked again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for email in &addresses {
+        assert_eq!(smtp.messages_to(email).len(), 1, "{email}: one mail");
+    }
+    assert_eq!(smtp.messages().len(), addresses.len());
+}

@@ -9,12 +9,14 @@ use crate::helpers::*;
 use diesel::prelude::*;
 use latchkey::db::DbConnection;
 use latchkey::db::console_sessions::ConsoleSessionRow;
+use latchkey::db::email_tokens::EmailTokenRow;
 use latchkey::db::models::{
     AuditRow, RefreshTokenRow, ServiceClientRow, SessionRow, SigningKeyRow, UserRow,
 };
+use latchkey::db::outbox::MailRow;
 use latchkey::db::schema::{
-    audit_log, console_sessions, login_throttle, refresh_tokens, server_secrets, service_clients,
-    sessions, signing_keys, users,
+    audit_log, console_sessions, email_tokens, login_throttle, mail_outbox, refresh_tokens,
+    server_secrets, service_clients, sessions, signing_keys, users,
 };
 use serde_json::json;
 use std::process::{Command, Output};
@@ -90,6 +92,18 @@ fn dump(conn: &mut DbConnection) -> Vec<String> {
             row.secret_hash, row.created_at, row.created_by, row.last_used_at
         )
     }));
+    let tokens: Vec<EmailTokenRow> = email_tokens::table
+        .order(email_tokens::token_hash)
+        .select(EmailTokenRow::as_select())
+        .load(conn)
+        .unwrap();
+    lines.extend(tokens.iter().map(|row| format!("{row:?}")));
+    let mails: Vec<MailRow> = mail_outbox::table
+        .order(mail_outbox::id)
+        .select(MailRow::as_select())
+        .load(conn)
+        .unwrap();
+    lines.extend(mails.iter().map(|row| format!("{row:?}")));
     let throttle: Vec<(String, chrono::NaiveDateTime, i32)> = login_throttle::table
         .order(login_throttle::subject)
         .load(conn)
@@ -119,7 +133,15 @@ fn without_the_copy_entry(mut lines: Vec<String>) -> Vec<String> {
 async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = dir.path().join("old.db").to_str().unwrap().to_owned();
-    let old = spawn_app_with(&[("DATABASE_URL", &sqlite)]).await;
+    let smtp = crate::smtp::SmtpServer::start();
+    let old = spawn_app_with(&[
+        ("DATABASE_URL", &sqlite),
+        ("SMTP_URL", &smtp.url()),
+        ("MAIL_FROM", "latchkey@example.com"),
+        ("PUBLIC_URL", "https://auth.example.test"),
+        ("EMAIL_VERIFICATION", "optional"),
+    ])
+    .await;
 
     // Something of every kind: sessions with refresh chains (one spent
     // link), two keys, a disabled user, a locked account, a console
@@ -160,6 +182,24 @@ async fn a_sqlite_store_moved_to_postgresql_and_back_arrives_intact() {
         crate::clients::introspect(&old, &service, &access).await["active"],
         true
     );
+
+    // Verification links (sent) and a reset link (sent, its token
+    // waiting), and nothing left in the outbox to change under the copy.
+    let forgot = old
+        .post(
+            "/api/user/password/forgot",
+            None,
+            &json!({ "email": user.email }),
+        )
+        .await;
+    assert_eq!(forgot.status(), 202);
+    smtp.wait_for_count("@", 4, std::time::Duration::from_secs(15))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while latchkey::db::outbox::pending(&mut open_store(&sqlite)).unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the outbox drains");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let before = dump(&mut open_store(&sqlite));
     let postgres = crate::postgres::new_empty_database();

@@ -328,26 +328,4 @@ pub fn open_store(database_url: &str) -> latchkey::db::DbConnection {
     }
 }
 
-/// A process a test starts dies with the thread that started it (the
-/// test's), whatever happens to the test: a failed assertion between its
-/// start and its kill must not leave a server running, holding the
-/// suite's output open and keeping whatever reads it waiting.
-pub trait DiesWithTheTest {
-    fn dies_with_the_test(&mut self) -> &mut Self;
-}
-
-impl DiesWithTheTest for std::process::Command {
-    fn dies_with_the_test(&mut self) -> &mut Self {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: between fork and exec the closure only calls prctl,
-        // which is async-signal-safe, and allocates nothing.
-        unsafe {
-            self.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        }
-    }
-}
+pub use crate::processes::DiesWithTheTest;

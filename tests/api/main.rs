@@ -20,6 +20,7 @@ mod mfa;
 mod migrate_store;
 mod nginx;
 mod postgres;
+mod processes;
 mod properties;
 mod readme;
 mod revocation;

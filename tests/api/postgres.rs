@@ -9,7 +9,7 @@
 //! and removes its directory when that pipe closes, however the process
 //! ends (the suite's shared cluster is a static, never dropped).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -89,13 +89,7 @@ fn as_postgres(program: &Path) -> Command {
 }
 
 /// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::processes::free_port;
 
 fn start() -> Cluster {
     // The keeper removes it, not a `TempDir`: the process may end without

@@ -12,7 +12,7 @@
 //! thread (the body of a `#[tokio::test]` is), not from a short-lived one
 //! such as `spawn_blocking`'s.
 
-use crate::helpers::DiesWithTheTest;
+use crate::processes::{DiesWithTheTest, free_port};
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ impl SmtpServer {
             .expect("a temporary directory for the SMTP server");
         let mut server = SmtpServer {
             python: python(),
-            port: crate::postgres::free_port(),
+            port: free_port(),
             dir,
             child: None,
             log_offset: 0,
@@ -282,7 +282,7 @@ impl SmtpServer {
                 Outcome::Serving => return,
                 Outcome::PortBusy if Instant::now() < deadline => {
                     match when_busy {
-                        WhenBusy::TakeAnother => self.port = crate::postgres::free_port(),
+                        WhenBusy::TakeAnother => self.port = free_port(),
                         WhenBusy::Retry => std::thread::sleep(POLL_INTERVAL * 2),
                     }
                     continue;

@@ -8,13 +8,16 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/run` installs
 //! them). Without them these tests fail, loudly: they never skip.
 
+#[path = "../api/processes.rs"]
+mod processes;
+#[path = "../api/smtp.rs"]
+mod smtp;
 #[path = "../api/totp_codes.rs"]
 mod totp_codes;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,23 +35,23 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use processes::free_port;
 
 /// Starts latchkey on a fresh store and returns its address and the
 /// set-up link it printed.
 fn start_latchkey(dir: &Path) -> (Running, String, String) {
+    start_latchkey_with(dir, &[])
+}
+
+/// [`start_latchkey`] with these settings added.
+fn start_latchkey_with(dir: &Path, env: &[(&str, &str)]) -> (Running, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BIND_ADDRESS", "127.0.0.1:0")
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the latchkey binary starts");
@@ -668,4 +671,107 @@ async fn an_admin_enrols_in_two_factor_sign_in_and_signs_in_with_a_code() {
     b.open("/admin/account").await;
     assert!(b.main_text().await.contains("10 of 10 recovery codes left"));
     b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_resets_a_forgotten_password_through_the_mailed_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = smtp::SmtpServer::start();
+    let port = free_port().to_string();
+    let public = format!("http://127.0.0.1:{port}");
+    let (_server, base, setup_link) = start_latchkey_with(
+        dir.path(),
+        &[
+            ("BIND_ADDRESS", &format!("127.0.0.1:{port}")),
+            ("SMTP_URL", &smtp.url()),
+            ("MAIL_FROM", "latchkey <no-reply@example.com>"),
+            ("PUBLIC_URL", &public),
+        ],
+    );
+    assert_eq!(base, public);
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let b = Browser {
+        client,
+        base: base.clone(),
+        shots: screenshots_dir(),
+    };
+    b.client.goto(&setup_link).await.unwrap();
+    b.fill("#first_name", "Grace").await;
+    b.fill("#last_name", "Hopper").await;
+    b.fill("#email", "grace@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/setup'] button[type=submit]")
+        .await;
+
+    // A user who forgot their password; the admin sends them a link.
+    let registered = api(
+        &base,
+        reqwest::Method::POST,
+        "/api/user",
+        None,
+        Some(json!({ "first_name": "Ada", "last_name": "Lovelace",
+                     "email": "ada@example.com", "password": USER_PASSWORD })),
+    )
+    .await;
+    assert_eq!(registered.status(), 201);
+    let id = registered.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.open(&format!("/admin/users/{id}")).await;
+    b.click(&format!(
+        "form[action='/admin/users/{id}/password/reset-link'] button"
+    ))
+    .await;
+    let text = b.main_text().await;
+    assert!(
+        text.contains("A password reset link is on its way to ada@example.com"),
+        "{text}"
+    );
+
+    // The mail arrives; its link opens the page in the browser.
+    let mail = smtp
+        .wait_for("ada@example.com", Duration::from_secs(15))
+        .await;
+    assert_eq!(mail.subject(), "Reset your password");
+    let link = mail
+        .link(&format!("{public}/reset-password?token="))
+        .expect("a link to the reset page");
+    b.client.goto(&link).await.unwrap();
+    assert!(b.main_text().await.contains("Choose a new password"));
+    b.fill("#new_password", "password1").await;
+    b.click("form[action='/reset-password'] button[type=submit]")
+        .await;
+    let refused = b
+        .client
+        .find(Locator::Css("#new_password-error"))
+        .await
+        .expect("the reason beside the field")
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.starts_with("The new password "), "{refused}");
+    b.fill("#new_password", "harbor-quilt-seven-maple").await;
+    b.screenshot("reset-password").await;
+    b.click("form[action='/reset-password'] button[type=submit]")
+        .await;
+    assert!(
+        b.main_text().await.contains("Your password is changed."),
+        "{}",
+        b.main_text().await
+    );
+    api_login(&base, "ada@example.com", "harbor-quilt-seven-maple").await;
+    let old = api(
+        &base,
+        reqwest::Method::POST,
+        "/api/user/login",
+        None,
+        Some(json!({ "email": "ada@example.com", "password": USER_PASSWORD })),
+    )
+    .await;
+    assert_eq!(old.status(), 401, "the old password is gone");
+
+    // The link works once.
+    b.client.goto(&link).await.unwrap();
+    assert!(b.main_text().await.contains("This link does not work"));
 }

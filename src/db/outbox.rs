@@ -6,24 +6,6 @@ use super::{DbConnection, per_backend};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-/// A mail to queue.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = mail_outbox)]
-pub struct NewMail {
-    pub id: String,
-    pub user_id: Option<String>,
-    pub kind: String,
-    pub recipient: String,
-    pub recipient_name: String,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub next_attempt_at: NaiveDateTime,
-    pub attempts: i32,
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mail_outbox)]
 pub struct MailRow {
@@ -47,7 +29,8 @@ pub struct MailRow {
     pub outcome: Option<String>,
 }
 
-pub fn enqueue(conn: &mut DbConnection, mail: &NewMail) -> QueryResult<()> {
+/// Queues a mail (a new row: due, no attempt yet, not done).
+pub fn enqueue(conn: &mut DbConnection, mail: &MailRow) -> QueryResult<()> {
     diesel::insert_into(mail_outbox::table)
         .values(mail)
         .execute(conn)

@@ -6,7 +6,7 @@
 
 pub mod smtp;
 
-use crate::db::outbox::NewMail;
+use crate::db::outbox::MailRow;
 use askama::Template;
 use chrono::NaiveDateTime;
 
@@ -30,8 +30,8 @@ impl Letter {
         user_id: Option<String>,
         now: NaiveDateTime,
         expires_at: NaiveDateTime,
-    ) -> NewMail {
-        NewMail {
+    ) -> MailRow {
+        MailRow {
             id: uuid::Uuid::new_v4().to_string(),
             user_id,
             kind: self.kind.to_owned(),
@@ -44,6 +44,9 @@ impl Letter {
             expires_at,
             next_attempt_at: now,
             attempts: 0,
+            last_error: None,
+            done_at: None,
+            outcome: None,
         }
     }
 }

@@ -754,3 +754,37 @@ async fn two_instances_on_one_store_send_each_mail_once() {
     }
     assert_eq!(smtp.messages().len(), addresses.len());
 }
+
+#[tokio::test]
+async fn with_a_password_in_smtp_url_nothing_is_sent_without_starttls() {
+    // aiosmtpd here offers no STARTTLS: a password must not cross in the
+    // clear, so the mail waits (and says why on the user's page).
+    let smtp = SmtpServer::start();
+    let url = smtp.url().replace("smtp://", "smtp://mailer:secret@");
+    let app = spawn_app_with(&[
+        ("SMTP_URL", &url),
+        ("MAIL_FROM", "latchkey <no-reply@example.com>"),
+        ("PUBLIC_URL", PUBLIC_URL),
+    ])
+    .await;
+    let user = app.new_user().await;
+    assert_eq!(forgot(&app, &user.email).await.status(), 202);
+    let deadline = Instant::now() + DELIVERY;
+    while metric(&app, "latchkey_mail_sent_total{outcome=\"failed\"} ").await < 1.0 {
+        assert!(Instant::now() < deadline, "the attempt fails");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&app, "latchkey_mail_outbox ").await, 1.0);
+    assert!(smtp.messages().is_empty());
+    let console = Console::signed_in_admin(&app).await;
+    let page = console
+        .get(&format!("/admin/users/{}", user.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(">waiting<") && page.contains("attempts so far"),
+        "{page}"
+    );
+}

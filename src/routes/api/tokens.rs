@@ -61,7 +61,9 @@ fn token_response(tokens: Tokens) -> HttpResponse {
         (status = 401, description = "Wrong email or password; or the password is right and a \
             second factor is needed (`type` `urn:latchkey:problem:mfa-required`, with `mfa_token`)",
             body = Problem),
-        (status = 403, description = "The account is disabled", body = Problem),
+        (status = 403, description = "The account is disabled; or, with \
+            `EMAIL_VERIFICATION=required`, the address is not verified yet (`type` \
+            `urn:latchkey:problem:email-unverified`; a new link is mailed)", body = Problem),
         Throttled,
     ))]
 pub async fn login(

@@ -65,10 +65,11 @@ impl Metrics {
         let mail_sent = counter(
             "latchkey_mail_sent_total",
             "Mail delivery attempts, by outcome (sent; failed: tried again later; expired: \
-             dropped unsent once its link no longer works)",
+             dropped unsent once its link no longer works; unsendable: refused for good by \
+             the SMTP server)",
             &["outcome"],
         );
-        for outcome in ["sent", "failed", "expired"] {
+        for outcome in ["sent", "failed", "expired", "unsendable"] {
             mail_sent.with_label_values(&[outcome]);
         }
         let http_duration = must(HistogramVec::new(
@@ -109,7 +110,8 @@ impl Metrics {
         }
     }
 
-    /// One delivery attempt's outcome: `sent`, `failed` or `expired`.
+    /// One delivery attempt's outcome: `sent`, `failed`, `expired` or
+    /// `unsendable`.
     pub fn mail(&self, outcome: &str) {
         self.mail_sent.with_label_values(&[outcome]).inc();
     }

@@ -1,15 +1,17 @@
 //! The outbox worker: sends the mail the service wrote into the outbox.
-//! It looks every second, and at once when this instance queued mail;
-//! claims due mail (on PostgreSQL, skipping what another instance is
-//! claiming), sends each, and marks it sent, or due again after a backoff
-//! that doubles from 2 s to 10 min. A mail whose link has expired is
-//! dropped unsent. An SMTP server that is down delays mail, never loses
-//! it; an instance that dies between sending and marking may send a mail
-//! twice, never zero times.
+//! It looks every second (a read), and at once when this instance queued
+//! mail; claims due mail for a while (on PostgreSQL, skipping what another
+//! instance is claiming), sends each while its claim holds, and marks it
+//! sent, or due again after a backoff that doubles from 2 s to 10 min. A
+//! mail whose link has expired is dropped unsent, and so is one the SMTP
+//! server refuses for good (a 5xx answer). A forgotten-password request
+//! becomes a mail here, if its address is a user's. An SMTP server that
+//! is down delays mail, never loses it; an instance that dies between
+//! sending and marking may send a mail twice, never zero times.
 
-use crate::db::outbox::{self, MailRow};
+use crate::db::outbox::{self, FORGOT_REQUEST, MailRow};
 use crate::mail::smtp::{Mailer, Outgoing, SendError};
-use crate::service::ServiceError;
+use crate::service::{ServiceError, email};
 use crate::state::AppState;
 use actix_web::web;
 use chrono::TimeDelta;
@@ -19,9 +21,13 @@ use std::time::Duration;
 /// How often the outbox is read when nothing woke the worker.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Mails claimed at a time.
-const BATCH: i64 = 10;
+const BATCH: i64 = 5;
 /// How long a claimed mail is this worker's: past it, another may send it.
-const LEASE: TimeDelta = TimeDelta::minutes(2);
+/// Far longer than sending a batch takes (a send gives up after a minute
+/// or two with a server that stalls); a mail whose claim is within
+/// [`MARGIN`] of lapsing is left for the next claim.
+const LEASE: TimeDelta = TimeDelta::minutes(10);
+const MARGIN: TimeDelta = TimeDelta::minutes(3);
 /// The wait after the first failed attempt; it doubles up to [`LAST_WAIT`].
 const FIRST_WAIT: i64 = 2;
 const LAST_WAIT: i64 = 600;
@@ -45,6 +51,12 @@ async fn run(state: web::Data<AppState>, mailer: Arc<Mailer>) {
         }
         loop {
             let now = state.now_naive();
+            let due = state
+                .read(move |conn| Ok::<_, ServiceError>(outbox::any_due(conn, now)?))
+                .await;
+            if !due.unwrap_or(true) {
+                break;
+            }
             let claimed = state
                 .write(move |conn| {
                     Ok::<_, ServiceError>(outbox::claim_due(conn, now, now + LEASE, BATCH)?)
@@ -70,13 +82,22 @@ async fn run(state: web::Data<AppState>, mailer: Arc<Mailer>) {
 /// Sends one claimed mail and records what happened.
 async fn deliver(state: &AppState, mailer: &Arc<Mailer>, mail: MailRow) {
     let now = state.now_naive();
-    let (id, kind) = (mail.id.clone(), mail.kind.clone());
+    let (id, kind, lease) = (mail.id.clone(), mail.kind.clone(), mail.next_attempt_at);
+    if now >= lease - MARGIN {
+        return;
+    }
+    if kind == FORGOT_REQUEST {
+        if let Err(e) = email::fulfil_forgot(state, &mail).await {
+            log::warn!("a forgotten-password request failed ({e}); will retry");
+        }
+        return;
+    }
     if mail.expires_at <= now {
         log::warn!(
             "mail {id} ({kind}) expired after {} attempts unsent: dropped",
             mail.attempts - 1
         );
-        record(state, &id, Done::Finished("expired")).await;
+        record(state, &id, lease, Done::Finished("expired")).await;
         state.metrics.mail("expired");
         return;
     }
@@ -96,13 +117,13 @@ async fn deliver(state: &AppState, mailer: &Arc<Mailer>, mail: MailRow) {
     match sent {
         Ok(()) => {
             log::info!("mail {id} ({kind}) sent");
-            record(state, &id, Done::Finished("sent")).await;
+            record(state, &id, lease, Done::Finished("sent")).await;
             state.metrics.mail("sent");
         }
         Err(SendError::Unsendable(why)) => {
             log::error!("mail {id} ({kind}) cannot be sent: {why}; dropped");
-            record(state, &id, Done::Finished("unsendable")).await;
-            state.metrics.mail("failed");
+            record(state, &id, lease, Done::Finished("unsendable")).await;
+            state.metrics.mail("unsendable");
         }
         Err(SendError::Failed(why)) => {
             let wait = backoff(attempts);
@@ -110,7 +131,7 @@ async fn deliver(state: &AppState, mailer: &Arc<Mailer>, mail: MailRow) {
                 "mail {id} ({kind}) not sent (attempt {attempts}): {why}; next attempt in {} s",
                 wait.num_seconds()
             );
-            record(state, &id, Done::Retry(why, now + wait)).await;
+            record(state, &id, lease, Done::Retry(why, now + wait)).await;
             state.metrics.mail("failed");
         }
     }
@@ -121,13 +142,13 @@ enum Done {
     Retry(String, chrono::NaiveDateTime),
 }
 
-async fn record(state: &AppState, id: &str, done: Done) {
+async fn record(state: &AppState, id: &str, lease: chrono::NaiveDateTime, done: Done) {
     let (id, now) = (id.to_owned(), state.now_naive());
     let written = state
         .write(move |conn| {
             match &done {
-                Done::Finished(outcome) => outbox::finish(conn, &id, outcome, now)?,
-                Done::Retry(why, at) => outbox::retry_later(conn, &id, why, *at)?,
+                Done::Finished(outcome) => outbox::finish(conn, &id, lease, outcome, now)?,
+                Done::Retry(why, at) => outbox::retry_later(conn, &id, lease, why, *at)?,
             }
             Ok::<_, ServiceError>(())
         })

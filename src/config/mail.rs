@@ -31,17 +31,21 @@ pub struct SmtpServer {
 pub enum SmtpTls {
     /// `smtps://`: TLS from the first byte (port 465 by default).
     Implicit,
-    /// `smtp://` with a user name: STARTTLS, and no mail without it, so a
-    /// password never crosses the network in the clear.
+    /// `smtp://`: STARTTLS, and no mail without it, so that neither a
+    /// password nor a reset link crosses the network in the clear.
     StartTlsRequired,
-    /// `smtp://` without one: STARTTLS when the server offers it.
+    /// `smtp://` to a loopback address, or with `?starttls=optional` and
+    /// no password: STARTTLS when the server offers it (a local relay, a
+    /// development mail catcher).
     StartTlsWhenOffered,
 }
 
 /// `EMAIL_VERIFICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailVerification {
-    /// No verification mail; `email_verified` stays as it is.
+    /// No verification mail. `email_verified` still says whether the
+    /// address was verified (by a reset link, or earlier); an email change
+    /// makes it false.
     Off,
     /// Registration and email changes send a verification link; an
     /// unverified user signs in all the same.
@@ -161,18 +165,45 @@ fn smtp_server(value: &str) -> Result<SmtpServer, ConfigError> {
     let bad = || ConfigError::new("SMTP_URL", format!("is not valid; expected {EXPECTED}"));
     let url = url::Url::parse(value).map_err(|_| bad())?;
     let host = match url.host() {
-        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
+        Some(url::Host::Domain(name)) if !name.is_empty() => name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         _ => return Err(bad()),
     };
-    if (url.path() != "" && url.path() != "/") || url.query().is_some() || url.fragment().is_some()
-    {
+    let optional = match url.query() {
+        None => false,
+        Some("starttls=optional") => true,
+        Some(_) => {
+            return Err(ConfigError::new(
+                "SMTP_URL",
+                "has a query other than `?starttls=optional`",
+            ));
+        }
+    };
+    if (url.path() != "" && url.path() != "/") || url.fragment().is_some() {
         return Err(ConfigError::new(
             "SMTP_URL",
-            "has a path or a query; expected only user, password, host and port",
+            "has a path; expected only user, password, host and port",
         ));
     }
+    let loopback = match url.host() {
+        // smtp: is not a scheme the URL standard knows: its host stays
+        // text, an IP address included.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
     let credentials = match (url.username(), url.password()) {
         ("", None) => None,
         ("", Some(_)) => return Err(ConfigError::new("SMTP_URL", "has a password but no user")),
@@ -181,10 +212,20 @@ fn smtp_server(value: &str) -> Result<SmtpServer, ConfigError> {
             super::percent_decode(password.unwrap_or("")),
         )),
     };
+    if optional && credentials.is_some() {
+        return Err(ConfigError::new(
+            "SMTP_URL",
+            "has a password and `?starttls=optional`: the password could cross the network in \
+             the clear",
+        ));
+    }
     let (tls, default_port) = match url.scheme() {
+        "smtps" if optional => return Err(bad()),
         "smtps" => (SmtpTls::Implicit, 465),
-        "smtp" if credentials.is_some() => (SmtpTls::StartTlsRequired, 587),
-        "smtp" => (SmtpTls::StartTlsWhenOffered, 587),
+        "smtp" if credentials.is_none() && (optional || loopback) => {
+            (SmtpTls::StartTlsWhenOffered, 587)
+        }
+        "smtp" => (SmtpTls::StartTlsRequired, 587),
         _ => return Err(bad()),
     };
     Ok(SmtpServer {
@@ -266,6 +307,19 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(plain.unwrap().smtp.tls, SmtpTls::StartTlsWhenOffered);
+        for (url, tls) in [
+            ("smtp://mail.example.com", SmtpTls::StartTlsRequired),
+            ("smtp://localhost:25", SmtpTls::StartTlsWhenOffered),
+            ("smtp://u:p@127.0.0.1:25", SmtpTls::StartTlsRequired),
+            (
+                "smtp://mailpit:1025?starttls=optional",
+                SmtpTls::StartTlsWhenOffered,
+            ),
+        ] {
+            let (mail, _) =
+                parse(vars(Some(url), Some("a@example.com"), Some("http://x"))).unwrap();
+            assert_eq!(mail.unwrap().smtp.tls, tls, "{url}");
+        }
     }
 
     #[test]
@@ -279,7 +333,12 @@ mod tests {
             ),
             (vars(Some("smtp://"), from, public), "SMTP_URL"),
             (vars(Some("mail.example.com"), from, public), "SMTP_URL"),
-            (vars(Some("smtp://h/path?x=1"), from, public), "SMTP_URL"),
+            (vars(Some("smtp://h/path"), from, public), "SMTP_URL"),
+            (vars(Some("smtp://h?x=1"), from, public), "SMTP_URL"),
+            (
+                vars(Some("smtp://u:p@h?starttls=optional"), from, public),
+                "SMTP_URL",
+            ),
             (vars(Some("smtp://h"), None, public), "MAIL_FROM"),
             (
                 vars(Some("smtp://h"), Some("not an address"), public),

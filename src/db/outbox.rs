@@ -29,6 +29,12 @@ pub struct MailRow {
     pub outcome: Option<String>,
 }
 
+/// The kind of row that is not a mail yet: a forgotten-password request
+/// for the address in `recipient`, which the worker turns into a mail if
+/// the address is a user's. The request itself does the same work
+/// whoever the address belongs to.
+pub const FORGOT_REQUEST: &str = "password_reset_request";
+
 /// Queues a mail (a new row: due, no attempt yet, not done).
 pub fn enqueue(conn: &mut DbConnection, mail: &MailRow) -> QueryResult<()> {
     diesel::insert_into(mail_outbox::table)
@@ -73,15 +79,45 @@ pub fn claim_due(
         .get_results(c))
 }
 
-/// Marks a claimed mail done (`sent` or `expired`) and clears its bodies:
-/// they may hold a link with a token.
+/// Whether any mail is due: a read, so that a worker with nothing to do
+/// takes no write lock.
+pub fn any_due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        mail_outbox::table
+            .filter(mail_outbox::done_at.is_null())
+            .filter(mail_outbox::next_attempt_at.le(now)),
+    ))
+    .get_result(conn)
+}
+
+/// A claimed mail, as long as this worker's claim (`lease`, the
+/// `next_attempt_at` its claim wrote) still holds it.
+fn claimed(id: &str, lease: NaiveDateTime) -> ClaimedBy<'_> {
+    mail_outbox::table
+        .filter(mail_outbox::id.eq(id))
+        .filter(mail_outbox::done_at.is_null())
+        .filter(mail_outbox::next_attempt_at.eq(lease))
+}
+
+type ClaimedBy<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<mail_outbox::table, diesel::dsl::Eq<mail_outbox::id, &'a str>>,
+        diesel::dsl::IsNull<mail_outbox::done_at>,
+    >,
+    diesel::dsl::Eq<mail_outbox::next_attempt_at, NaiveDateTime>,
+>;
+
+/// Marks a claimed mail done (`sent`, `expired`, `unsendable`,
+/// `resolved`) and clears its bodies: they may hold a link with a token.
+/// Nothing happens if the claim `lease` lapsed and another worker took it.
 pub fn finish(
     conn: &mut DbConnection,
     id: &str,
+    lease: NaiveDateTime,
     outcome: &str,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::update(mail_outbox::table.find(id))
+    diesel::update(claimed(id, lease))
         .set((
             mail_outbox::done_at.eq(at),
             mail_outbox::outcome.eq(outcome),
@@ -92,21 +128,46 @@ pub fn finish(
         .map(|_| ())
 }
 
-/// A failed attempt: due again at `next_attempt_at`.
+/// A failed attempt: due again at `next_attempt_at` (if the claim
+/// `lease` still holds).
 pub fn retry_later(
     conn: &mut DbConnection,
     id: &str,
+    lease: NaiveDateTime,
     error: &str,
     next_attempt_at: NaiveDateTime,
 ) -> QueryResult<()> {
     let error: String = error.chars().take(500).collect();
-    diesel::update(mail_outbox::table.find(id))
+    diesel::update(claimed(id, lease))
         .set((
             mail_outbox::next_attempt_at.eq(next_attempt_at),
             mail_outbox::last_error.eq(error),
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Drops the user's unsent mail of `kind`: a newer one replaces it (its
+/// link no longer works), or the address it goes to changed.
+pub fn replace_pending(
+    conn: &mut DbConnection,
+    user_id: &str,
+    kind: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::user_id.eq(user_id))
+            .filter(mail_outbox::kind.eq(kind))
+            .filter(mail_outbox::done_at.is_null()),
+    )
+    .set((
+        mail_outbox::done_at.eq(at),
+        mail_outbox::outcome.eq("replaced"),
+        mail_outbox::body_text.eq(""),
+        mail_outbox::body_html.eq(""),
+    ))
+    .execute(conn)
 }
 
 /// Mails not yet sent (nor dropped).

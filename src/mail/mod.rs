@@ -10,6 +10,11 @@ use crate::db::outbox::MailRow;
 use askama::Template;
 use chrono::NaiveDateTime;
 
+/// The kinds of mail.
+pub const PASSWORD_RESET: &str = "password_reset";
+pub const VERIFY_EMAIL: &str = "verify_email";
+pub const EMAIL_CHANGED: &str = "email_changed";
+
 /// A mail ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Letter {
@@ -143,7 +148,7 @@ pub fn password_reset(public_url: &str, to: &Recipient, token: &str, minutes: i6
     let link = link(public_url, "reset-password", token);
     let (name, email) = (to.first_name, to.email);
     Letter {
-        kind: "password_reset",
+        kind: PASSWORD_RESET,
         to: to.email.to_owned(),
         to_name: to.full_name(),
         subject: "Reset your password".into(),
@@ -169,7 +174,7 @@ pub fn verify_email(public_url: &str, to: &Recipient, token: &str, hours: i64) -
     let link = link(public_url, "verify-email", token);
     let (name, email) = (to.first_name, to.email);
     Letter {
-        kind: "verify_email",
+        kind: VERIFY_EMAIL,
         to: to.email.to_owned(),
         to_name: to.full_name(),
         subject: "Confirm your email address".into(),
@@ -200,7 +205,7 @@ pub fn email_changed(
     let when = at.format("%Y-%m-%d %H:%M UTC").to_string();
     let (name, old_email) = (old.first_name, old.email);
     Letter {
-        kind: "email_changed",
+        kind: EMAIL_CHANGED,
         to: old.email.to_owned(),
         to_name: old.full_name(),
         subject: "Your email address was changed".into(),

@@ -20,7 +20,8 @@ pub struct Mailer {
 /// Why a mail was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The mail itself cannot be sent (a recipient no mail can carry).
+    /// The mail cannot be sent, now or later: a recipient no mail can
+    /// carry, or the SMTP server refused it for good (5xx).
     #[error("the mail cannot be built: {0}")]
     Unsendable(String),
     /// The server is down, refused, or failed: worth trying again later.
@@ -80,9 +81,14 @@ impl Mailer {
                 mail.html.to_owned(),
             ))
             .map_err(|e| SendError::Unsendable(e.to_string()))?;
-        self.transport
-            .send(&message)
-            .map(|_| ())
-            .map_err(|e| SendError::Failed(e.to_string()))
+        self.transport.send(&message).map(|_| ()).map_err(|e| {
+            // A 5xx answer (no such mailbox, sender refused) will not
+            // change by trying again.
+            if e.is_permanent() {
+                SendError::Unsendable(e.to_string())
+            } else {
+                SendError::Failed(e.to_string())
+            }
+        })
     }
 }

@@ -5,7 +5,7 @@
 //! SMTP server. Tokens are random, kept as SHA-256, single use, short-lived
 //! and bound to the address they were sent to.
 
-use super::mailroom::{Mailroom, too_soon};
+use super::mailroom::{self, Mailroom, too_soon};
 use super::sessions::{end_all_of_user, reason};
 use super::{Actor, ServiceError, passwords};
 use crate::audit::{self, Event, Outcome};
@@ -14,6 +14,7 @@ use crate::client::ClientInfo;
 use crate::db::DbConnection;
 use crate::db::email_tokens::{self, EmailTokenRow, purpose};
 use crate::db::models::UserRow;
+use crate::db::outbox::{self, MailRow};
 use crate::db::users;
 use crate::domain::{Email, UserId};
 use crate::state::AppState;
@@ -25,17 +26,19 @@ use serde_json::json;
 /// 202).
 const REQUESTS_PER_CLIENT: i32 = 10;
 
-/// `POST /api/user/password/forgot`: a reset link to `email` if it is a
-/// user's (enabled, and none sent in the last two minutes, and the client
-/// has not asked too often). The caller answers 202 whatever happened, in
-/// the same time: the same statements run for a known and an unknown
-/// address, bar the few that queue the mail.
+/// `POST /api/user/password/forgot`: the caller answers 202 whatever the
+/// address, and in the same time: the request does the same work for any
+/// address (the client's counter, the request queued in the outbox, the
+/// audit entry); the outbox worker then mails a reset link if the address
+/// is an enabled user's and none went to it in the last two minutes
+/// ([`fulfil_forgot`]). Past [`REQUESTS_PER_CLIENT`] requests from one
+/// client address in the sign-in window, nothing is queued.
 pub async fn forgot_password(
     state: &AppState,
     client: &ClientInfo,
     email: &str,
 ) -> Result<(), ServiceError> {
-    let mailroom = Mailroom::of(state)?;
+    Mailroom::of(state)?;
     let email = Email::parse(email).map_err(|why| ServiceError::field("email", why))?;
     let (now, throttle, client) = (state.now_naive(), state.throttle.clone(), client.clone());
     let queued = state
@@ -44,7 +47,6 @@ pub async fn forgot_password(
                 Some(addr) => throttle.count_mail_request(conn, addr, now)?,
                 None => 0,
             };
-            let user = users::find_by_email(conn, email.as_str())?;
             if requests > REQUESTS_PER_CLIENT {
                 if requests == REQUESTS_PER_CLIENT + 1 {
                     Event::new(audit::ANONYMOUS, "password.forgot", Outcome::Denied)
@@ -54,17 +56,42 @@ pub async fn forgot_password(
                 }
                 return Ok::<_, ServiceError>(false);
             }
-            let Some(user) = user.filter(|user| !user.disabled) else {
-                return Ok(false);
+            outbox::enqueue(conn, &mailroom::forgot_request(email.as_str(), now))?;
+            Event::new(audit::ANONYMOUS, "password.forgot", Outcome::Ok)
+                .client(&client)
+                .detail(json!({ "email": email.as_str() }))
+                .write(conn, now)?;
+            Ok(true)
+        })
+        .await?;
+    if queued {
+        state.mail_queued.notify_one();
+    }
+    Ok(())
+}
+
+/// The outbox worker's half of a forgotten password: the request `job`
+/// (claimed by the worker) is resolved, and a reset link queued if its
+/// address is an enabled user's with none sent in the last two minutes.
+pub async fn fulfil_forgot(state: &AppState, job: &MailRow) -> Result<(), ServiceError> {
+    let mailroom = Mailroom::of(state)?;
+    let (now, job) = (state.now_naive(), job.clone());
+    let queued = state
+        .write(move |conn| {
+            outbox::finish(conn, &job.id, job.next_attempt_at, "resolved", now)?;
+            let user = match users::find_by_email(conn, &job.recipient)? {
+                Some(user) => users::find_for_update(conn, &user.id)?,
+                None => None,
             };
-            if too_soon(conn, &user, purpose::PASSWORD_RESET, now)?.is_some() {
+            let Some(user) = user.filter(|user| !user.disabled) else {
+                return Ok::<_, ServiceError>(false);
+            };
+            if job.expires_at <= now
+                || too_soon(conn, &user, purpose::PASSWORD_RESET, now)?.is_some()
+            {
                 return Ok(false);
             }
             mailroom.send_token(conn, &user, purpose::PASSWORD_RESET, now)?;
-            Event::new(audit::ANONYMOUS, "password.forgot", Outcome::Ok)
-                .target(user.id.as_str())
-                .client(&client)
-                .write(conn, now)?;
             Ok(true)
         })
         .await?;
@@ -195,7 +222,9 @@ pub async fn resend_verification(
     let (now, client) = (state.now_naive(), client.clone());
     state
         .write(move |conn| {
-            let user = users::find(conn, &id)?.ok_or(ServiceError::NotSignedIn)?;
+            // Locked to the commit: parallel requests take turns, and the
+            // second sees the first one's link.
+            let user = users::find_for_update(conn, &id)?.ok_or(ServiceError::NotSignedIn)?;
             if user.email_verified {
                 return Err(ServiceError::AlreadyVerified);
             }
@@ -227,7 +256,7 @@ pub async fn send_password_reset(
     let (now, client, actor_id) = (state.now_naive(), client.clone(), actor.audit_name());
     let user = state
         .write(move |conn| {
-            let user = users::find(conn, &id)?.ok_or(ServiceError::NotFound)?;
+            let user = users::find_for_update(conn, &id)?.ok_or(ServiceError::NotFound)?;
             if user.disabled {
                 return Err(ServiceError::Disabled);
             }

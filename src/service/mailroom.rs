@@ -67,6 +67,8 @@ impl Mailroom {
             purpose::PASSWORD_RESET => RESET_TTL,
             _ => VERIFY_TTL,
         };
+        // The link in an unsent mail of the same kind stops working now.
+        outbox::replace_pending(conn, user.id.as_str(), kind_of(purpose), now)?;
         email_tokens::issue(
             conn,
             &EmailTokenRow {
@@ -115,8 +117,7 @@ impl Mailroom {
         after: &UserRow,
         now: NaiveDateTime,
     ) -> diesel::QueryResult<()> {
-        email_tokens::void(conn, after.id.as_str(), purpose::PASSWORD_RESET)?;
-        email_tokens::void(conn, after.id.as_str(), purpose::VERIFY_EMAIL)?;
+        void_links(conn, after.id.as_str(), now)?;
         let notice = mail::email_changed(&self.public_url, &recipient(before), &after.email, now);
         outbox::enqueue(
             conn,
@@ -124,6 +125,60 @@ impl Mailroom {
         )?;
         self.verification(conn, after, now)
     }
+}
+
+/// Voids the user's reset and verification links and drops the unsent
+/// mail that carries one (their address changed).
+pub fn void_links(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    void(conn, user_id, purpose::VERIFY_EMAIL, now)?;
+    void_reset_links(conn, user_id, now)
+}
+
+/// Voids the user's password-reset links and drops the unsent mail that
+/// carries one: their password was set, or their account disabled, so a
+/// link sent before must not undo it.
+pub fn void_reset_links(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    void(conn, user_id, purpose::PASSWORD_RESET, now)
+}
+
+fn void(
+    conn: &mut DbConnection,
+    user_id: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    email_tokens::void(conn, user_id, purpose)?;
+    outbox::replace_pending(conn, user_id, kind_of(purpose), now).map(|_| ())
+}
+
+/// The kind of mail that carries a token of `purpose`.
+fn kind_of(purpose: &str) -> &'static str {
+    match purpose {
+        purpose::PASSWORD_RESET => mail::PASSWORD_RESET,
+        _ => mail::VERIFY_EMAIL,
+    }
+}
+
+/// A forgotten-password request for `email`, for the outbox worker to
+/// resolve; it holds no token and no body.
+pub fn forgot_request(email: &str, now: NaiveDateTime) -> outbox::MailRow {
+    mail::Letter {
+        kind: outbox::FORGOT_REQUEST,
+        to: email.to_owned(),
+        to_name: String::new(),
+        subject: String::new(),
+        text: String::new(),
+        html: String::new(),
+    }
+    .into_row(None, now, now + RESET_TTL)
 }
 
 fn recipient(user: &UserRow) -> Recipient<'_> {
@@ -161,7 +216,7 @@ pub async fn refuse_unverified(
     let (now, client, id) = (state.now_naive(), client.clone(), user.id.clone());
     let sent = state
         .write(move |conn| {
-            let user = users::find(conn, &id)?.ok_or(ServiceError::BadCredentials)?;
+            let user = users::find_for_update(conn, &id)?.ok_or(ServiceError::BadCredentials)?;
             let sent = too_soon(conn, &user, purpose::VERIFY_EMAIL, now)?.is_none();
             if sent {
                 mailroom.send_token(conn, &user, purpose::VERIFY_EMAIL, now)?;

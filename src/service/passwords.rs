@@ -1,6 +1,7 @@
 //! Passwords: a user changes their own, an admin (or the operator) sets
 //! one. Either way the user's other sessions end.
 
+use super::mailroom::void_reset_links;
 use super::sessions::{end_all_of_user, reason};
 use super::signin;
 use super::{Actor, ServiceError};
@@ -40,6 +41,7 @@ pub async fn change_own(
             revoked.user_changed(id);
             verified.settle(&throttle, conn)?;
             users::set_password_hash(conn, id, &hash, now)?;
+            void_reset_links(conn, id.as_str(), now)?;
             end_all_of_user(
                 conn,
                 revoked,
@@ -75,6 +77,7 @@ pub async fn set(
             let user = users::find(conn, &id)?.ok_or(ServiceError::NotFound)?;
             revoked.user_changed(&user.id);
             users::set_password_hash(conn, &user.id, &hash, now)?;
+            void_reset_links(conn, user.id.as_str(), now)?;
             end_all_of_user(conn, revoked, &user.id, None, reason::PASSWORD_RESET, now)?;
             throttle.unlock(conn, &user.email)?;
             Event::new(&actor_id, "user.password_set", Outcome::Ok)

@@ -1,7 +1,7 @@
 //! Users: register, create, read, change, delete, list, unlock.
 
 use super::listing::{Page, UserListing};
-use super::mailroom::Mailroom;
+use super::mailroom::{self, Mailroom};
 use super::sessions::{self, reason};
 use super::{Actor, ServiceError};
 use crate::audit::{Event, Outcome};
@@ -181,6 +181,7 @@ pub async fn update(
                 .ok_or(ServiceError::NotFound)?;
             if after.disabled && !before.disabled {
                 sessions::end_all_of_user(conn, revoked, &id, None, reason::USER_DISABLED, now)?;
+                mailroom::void_reset_links(conn, id.as_str(), now)?;
             }
             Event::new(&actor_id, "user.update", Outcome::Ok)
                 .target(id.as_str())

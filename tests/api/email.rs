@@ -290,7 +290,8 @@ async fn reset_tokens_that_are_expired_replaced_garbled_or_whose_user_changed_ar
     let second = token_in(&second[2], "reset-password");
     assert_problem(reset(&app, &first, NEW_PASSWORD).await, 400).await;
 
-    // Disabled meanwhile: the account's own answer.
+    // Disabled meanwhile: the link is void (and stays so when the account
+    // is enabled again).
     let admin = app.admin().await;
     let disabled = app
         .send(
@@ -301,13 +302,41 @@ async fn reset_tokens_that_are_expired_replaced_garbled_or_whose_user_changed_ar
         )
         .await;
     assert_eq!(disabled.status(), 200);
-    let problem = assert_problem(reset(&app, &second, NEW_PASSWORD).await, 403).await;
-    assert!(problem["detail"].as_str().unwrap().contains("disabled"));
+    assert_problem(reset(&app, &second, NEW_PASSWORD).await, 400).await;
+    let enabled = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/user/{}", user.id),
+            Some(&admin.access_token),
+            Some(&json!({ "disabled": false })),
+        )
+        .await;
+    assert_eq!(enabled.status(), 200);
+    assert_problem(reset(&app, &second, NEW_PASSWORD).await, 400).await;
+    app.clock.advance(121);
+    let disable = |disabled: bool| {
+        let (app, admin, id) = (&app, &admin, user.id.clone());
+        async move {
+            app.send(
+                reqwest::Method::PATCH,
+                &format!("/api/user/{id}"),
+                Some(&admin.access_token),
+                Some(&json!({ "disabled": disabled })),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(disable(true).await, 200);
     assert_eq!(
         forgot(&app, &user.email).await.status(),
         202,
         "a disabled user's address answers alike"
     );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    outbox_drained(&app).await;
+    assert_eq!(smtp.messages_to(&user.email).len(), 3, "and gets no mail");
+    assert_eq!(disable(false).await, 200);
 
     // The address changed after the link went out.
     let moved = app.new_user().await;
@@ -644,6 +673,11 @@ async fn a_mail_whose_link_expired_while_the_server_was_down_is_dropped() {
     let user = app.new_user().await;
     smtp.stop();
     assert_eq!(forgot(&app, &user.email).await.status(), 202);
+    let deadline = Instant::now() + DELIVERY;
+    while metric(&app, "latchkey_mail_sent_total{outcome=\"failed\"} ").await < 1.0 {
+        assert!(Instant::now() < deadline, "a first attempt fails");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.clock.advance(31 * 60);
     let deadline = Instant::now() + DELIVERY;
     while metric(&app, "latchkey_mail_sent_total{outcome=\"expired\"} ").await < 1.0 {
@@ -787,4 +821,46 @@ async fn with_a_password_in_smtp_url_nothing_is_sent_without_starttls() {
         page.contains(">waiting<") && page.contains("attempts so far"),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn a_password_set_or_changed_voids_an_earlier_reset_link() {
+    let smtp = SmtpServer::start();
+    let app = mail_app(&smtp, "off").await;
+    let admin = app.admin().await;
+    let user = app.new_user().await;
+    forgot(&app, &user.email).await;
+    let token = token_in(
+        &smtp.wait_for(&user.email, DELIVERY).await,
+        "reset-password",
+    );
+    // The account's owner (or an admin who took it back) sets a password:
+    // a link an intruder asked for before must not undo it.
+    let set = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/user/{}/password", user.id),
+            Some(&admin.access_token),
+            Some(&json!({ "new_password": NEW_PASSWORD })),
+        )
+        .await;
+    assert_eq!(set.status(), 204);
+    assert_problem(reset(&app, &token, "another-fine-phrase-2031").await, 400).await;
+    assert_eq!(app.login(&user.email, NEW_PASSWORD).await.status(), 200);
+
+    app.clock.advance(121);
+    let user = app.sign_in(&user.email, NEW_PASSWORD).await;
+    forgot(&app, &user.email).await;
+    let mails = smtp.wait_for_count(&user.email, 2, DELIVERY).await;
+    let token = token_in(&mails[1], "reset-password");
+    let changed = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/user/me/password",
+            Some(&user.access_token),
+            Some(&json!({ "current_password": NEW_PASSWORD, "new_password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(changed.status(), 204);
+    assert_problem(reset(&app, &token, "another-fine-phrase-2031").await, 400).await;
 }

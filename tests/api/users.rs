@@ -29,13 +29,14 @@ async fn registration_returns_201_the_user_and_its_location() {
     assert_eq!(user["disabled"], false);
     assert_eq!(user["last_login_at"], Value::Null);
     assert_eq!(user["mfa"], false);
+    assert_eq!(user["email_verified"], false);
     let created = user["created_at"].as_str().unwrap();
     assert!(
         chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'),
         "{created}"
     );
     let keys: Vec<&String> = user.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 10, "exactly the documented fields: {keys:?}");
+    assert_eq!(keys.len(), 11, "exactly the documented fields: {keys:?}");
 }
 
 #[tokio::test]

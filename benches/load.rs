@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "../tests/api/postgres.rs"]
 mod postgres;
+#[allow(dead_code)]
+#[path = "../tests/api/processes.rs"]
+mod processes;
 
 const PASSWORD: &str = "amber-falcon-ridge-2041";
 

@@ -233,5 +233,6 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/account/mfa/off", "POST").route(web::post().to(account::turn_off)))
         .service(page("/audit", "GET").route(web::get().to(audit::list)))
+        .service(page("/audit/export", "GET").route(web::get().to(audit::export)))
         .default_service(web::to(admin::error::not_found));
 }

@@ -26,6 +26,22 @@ pub fn find(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<UserRow>
         .optional()
 }
 
+/// The emails of those of `ids` that are users (the audit log shows
+/// people by their address).
+pub fn emails_of(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email))
+        .load::<(UserId, String)>(conn)?
+        .into_iter()
+        .map(|(id, email)| (id.into_string(), email))
+        .collect();
+    Ok(rows.into_iter().collect())
+}
+
 /// [`find`] inside a write transaction that goes on to act on the row: on
 /// PostgreSQL the row is locked to the commit (`FOR UPDATE`), so a disable
 /// or a password change committed meanwhile is waited for and then seen;

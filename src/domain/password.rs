@@ -37,7 +37,16 @@ impl PasswordPolicy {
             let hint = estimate
                 .feedback()
                 .and_then(|feedback| feedback.warning())
-                .map(|warning| format!(": {}", warning.to_string().trim_end_matches('.')))
+                .map(|warning| {
+                    // Inside our sentence: "…: this is a very common password".
+                    let warning = warning.to_string();
+                    let mut chars = warning.trim_end_matches('.').chars();
+                    let warning: String = match chars.next() {
+                        Some(first) => first.to_lowercase().chain(chars).collect(),
+                        None => String::new(),
+                    };
+                    format!(": {warning}")
+                })
                 .unwrap_or_default();
             return Err(format!(
                 "is too easy to guess{hint}; try a longer passphrase"

@@ -22,6 +22,29 @@ impl FieldErrors {
         self.0.get(field).map(Vec::as_slice)
     }
 
+    /// The field's messages as sentences a page can show on their own:
+    /// `Password is too easy to guess: …`.
+    pub fn sentences(&self, field: &str) -> Vec<String> {
+        self.get(field)
+            .unwrap_or_default()
+            .iter()
+            .map(|message| Self::sentence(field, message))
+            .collect()
+    }
+
+    /// One message about `field` (`new_password`, `is too short`) as a
+    /// sentence (`New password is too short.`).
+    pub fn sentence(field: &str, message: &str) -> String {
+        let label = field.replace('_', " ");
+        let mut chars = label.chars();
+        let label: String = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        };
+        let end = if message.ends_with('.') { "" } else { "." };
+        format!("{label} {message}{end}")
+    }
+
     pub fn into_map(self) -> BTreeMap<String, Vec<String>> {
         self.0
     }

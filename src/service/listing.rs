@@ -99,9 +99,13 @@ impl UserListing {
     }
 }
 
-/// An audit listing: filters and where the page starts.
+/// An audit listing: filters and where the page starts. The actor and
+/// target filters are kept as typed (an id, or an email or part of one):
+/// `service::audit` resolves them against the users.
 #[derive(Debug, Clone)]
 pub struct AuditListing {
+    pub actor: Option<String>,
+    pub target: Option<String>,
     filter: AuditFilter,
     limit: i64,
 }
@@ -112,6 +116,11 @@ pub struct AuditParams<'a> {
     pub actor: Option<&'a str>,
     pub target: Option<&'a str>,
     pub action: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    /// UTC, `2026-12-04T22:30` (as a `datetime-local` field sends it),
+    /// with seconds, RFC 3339, or a date alone.
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
     pub cursor: Option<&'a str>,
 }
 
@@ -123,11 +132,28 @@ impl AuditListing {
             .transpose()?;
         let text =
             |value: Option<&str>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let time =
+            |name: &str, value: Option<&str>| -> Result<Option<NaiveDateTime>, ServiceError> {
+                text(value)
+                    .map(|raw| {
+                        parse_time(&raw).ok_or_else(|| {
+                            ServiceError::BadRequest(format!(
+                                "`{name}` must be a UTC date and time such as 2026-12-04T22:30"
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
         Ok(Self {
+            actor: text(params.actor),
+            target: text(params.target),
             filter: AuditFilter {
-                actor: text(params.actor),
-                target: text(params.target),
+                actors: None,
+                targets: None,
                 action: text(params.action),
+                outcome: text(params.outcome),
+                from: time("from", params.from)?,
+                to: time("to", params.to)?,
                 before,
                 limit: DEFAULT_LIMIT + 1,
             },
@@ -135,9 +161,38 @@ impl AuditListing {
         })
     }
 
+    /// The same filters, `rows` at a time (an export reads in batches).
+    pub fn in_batches_of(mut self, rows: i64) -> Self {
+        self.filter.limit = rows + 1;
+        self.limit = rows;
+        self
+    }
+
     pub fn into_filter(self) -> (AuditFilter, i64) {
         (self.filter, self.limit)
     }
+}
+
+/// A time as the audit filters take it, in UTC.
+fn parse_time(raw: &str) -> Option<NaiveDateTime> {
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
+    .or_else(|| {
+        DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|t| t.naive_utc())
+    })
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
 }
 
 /// A page position the server did not hand out.

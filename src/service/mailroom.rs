@@ -221,7 +221,7 @@ pub async fn refuse_unverified(
             if sent {
                 mailroom.send_token(conn, &user, purpose::VERIFY_EMAIL, now)?;
             }
-            Event::new(user.id.as_str(), "login", Outcome::Denied)
+            Event::new(crate::audit::ANONYMOUS, "login", Outcome::Denied)
                 .target(user.id.as_str())
                 .client(&client)
                 .detail(json!({ "reason": "email_unverified", "link_sent": sent }))

@@ -38,6 +38,17 @@ impl Verified {
     }
 }
 
+/// Who the audit log names as the actor of a refused attempt on `user`'s
+/// account: nobody known for a sign-in (whoever typed the password is not
+/// signed in; the account is the target), the signed-in user for an
+/// action that re-checks their password or code.
+fn who_tried<'a>(action: &str, user: Option<&'a str>) -> &'a str {
+    match (action, user) {
+        ("login", _) | (_, None) => audit::ANONYMOUS,
+        (_, Some(user)) => user,
+    }
+}
+
 /// Writes the audit entry of a refusal for throttling.
 fn audit_throttled(
     conn: &mut DbConnection,
@@ -99,11 +110,15 @@ pub async fn check_password(
             let (client, id) = (client.clone(), user.id.clone());
             state
                 .write(move |conn| {
-                    Event::new(id.as_str(), action, Outcome::Denied)
-                        .target(id.as_str())
-                        .client(&client)
-                        .detail(json!({ "reason": "disabled" }))
-                        .write(conn, now)?;
+                    Event::new(
+                        who_tried(action, Some(id.as_str())),
+                        action,
+                        Outcome::Denied,
+                    )
+                    .target(id.as_str())
+                    .client(&client)
+                    .detail(json!({ "reason": "disabled" }))
+                    .write(conn, now)?;
                     Ok::<_, ServiceError>(())
                 })
                 .await?;
@@ -156,10 +171,13 @@ pub async fn count_failure(
                 audit_throttled(conn, &client, &email, action, retry_after, now)?;
                 return Ok::<_, ServiceError>(refused);
             }
-            let actor = target.as_deref().unwrap_or(audit::ANONYMOUS);
-            let mut event = Event::new(actor, action, Outcome::Failed)
-                .client(&client)
-                .detail(detail);
+            let mut event = Event::new(
+                who_tried(action, target.as_deref()),
+                action,
+                Outcome::Failed,
+            )
+            .client(&client)
+            .detail(detail);
             if let Some(target) = target.as_deref() {
                 event = event.target(target);
             }

@@ -5,8 +5,8 @@ use super::chrome::Chrome;
 use super::error::PageError;
 use super::page::{redirect, render, render_with};
 use super::session::ConsoleAdmin;
+use super::when::When;
 use crate::domain::{ClientName, FieldErrors};
-use crate::rfc3339::format as rfc3339;
 use crate::service::clients;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -17,9 +17,9 @@ use serde::Deserialize;
 pub struct ClientLine {
     pub id: String,
     pub name: String,
-    pub created_at: String,
-    pub last_used_at: String,
-    pub revoked_at: Option<String>,
+    pub created_at: When,
+    pub last_used_at: Option<When>,
+    pub revoked_at: Option<When>,
 }
 
 #[derive(Template)]
@@ -48,12 +48,13 @@ async fn page(
     errors: FieldErrors,
 ) -> Result<ClientsPage, PageError> {
     let rows = clients::list(state, &admin.actor()).await?;
+    let now = state.now_naive();
     let clients = rows
         .into_iter()
         .map(|row| ClientLine {
-            created_at: rfc3339(row.created_at),
-            last_used_at: row.last_used_at.map_or("never".into(), rfc3339),
-            revoked_at: row.revoked_at.map(rfc3339),
+            created_at: When::at(row.created_at, now),
+            last_used_at: row.last_used_at.map(|at| When::at(at, now)),
+            revoked_at: row.revoked_at.map(|at| When::at(at, now)),
             id: row.id,
             name: row.name,
         })

@@ -123,14 +123,7 @@ pub async fn reset(
     match email::reset_password(&state, &client, &token, &new_password).await {
         Ok(()) => reset_page(StatusCode::OK, String::new(), true, None, None),
         Err(ServiceError::Invalid(errors)) => {
-            // The rules speak of the field ("is too easy to guess: …").
-            let why = errors
-                .into_map()
-                .into_values()
-                .flatten()
-                .map(|message| format!("The new password {message}"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let why = errors.sentences("new_password").join(" ");
             reset_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 token,

@@ -5,7 +5,7 @@ use super::dashboard::describe_age;
 use super::error::PageError;
 use super::page::{redirect, render};
 use super::session::ConsoleAdmin;
-use crate::rfc3339::format as rfc3339;
+use super::when::When;
 use crate::service::keys;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
@@ -16,9 +16,9 @@ pub struct KeyLine {
     pub kid: String,
     pub algorithm: String,
     pub state: String,
-    pub created_at: String,
+    pub created_at: When,
     pub age: String,
-    pub retired_at: String,
+    pub retired_at: Option<When>,
 }
 
 #[derive(Template)]
@@ -40,9 +40,9 @@ pub async fn list(
             kid: row.kid.clone(),
             algorithm: row.algorithm.to_string(),
             state: row.state.to_string(),
-            created_at: rfc3339(row.created_at),
+            created_at: When::at(row.created_at, now),
             age: describe_age(now - row.created_at),
-            retired_at: row.retired_at.map(rfc3339).unwrap_or_default(),
+            retired_at: row.retired_at.map(|at| When::at(at, now)),
         })
         .collect();
     render(&KeysPage {

@@ -20,3 +20,4 @@ pub mod page;
 pub mod session;
 pub mod signin;
 pub mod users;
+pub mod when;

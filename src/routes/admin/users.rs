@@ -6,11 +6,11 @@ use super::error::PageError;
 use super::page::{query_string, redirect, render, render_with};
 use super::session::ConsoleAdmin;
 use super::signin::CsrfForm;
+use super::when::When;
 use crate::db::models::{SessionRow, UserRow};
 use crate::db::outbox::{self, MailRow};
 use crate::db::sessions;
 use crate::domain::{FieldErrors, NewUser, NewUserInput, Role, UserChanges, UserId};
-use crate::rfc3339::format as rfc3339;
 use crate::service::listing::{ListParams, UserListing};
 use crate::service::sessions::Whose;
 use crate::service::{ServiceError, email, passwords, sessions as session_ops, users};
@@ -18,6 +18,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 /// A user as the table shows it.
@@ -27,15 +28,16 @@ pub struct UserLine {
     pub email: String,
     pub role: String,
     pub disabled: bool,
-    pub created_at: String,
-    pub last_login_at: String,
+    pub created_at: When,
+    /// `None`: never signed in.
+    pub last_login_at: Option<When>,
     /// Two-factor sign-in is on.
     pub mfa: bool,
     pub email_verified: bool,
 }
 
-impl From<&UserRow> for UserLine {
-    fn from(row: &UserRow) -> Self {
+impl UserLine {
+    pub fn of(row: &UserRow, now: NaiveDateTime) -> Self {
         Self {
             id: row.id.to_string(),
             name: format!("{} {}", row.first_name, row.last_name),
@@ -44,11 +46,8 @@ impl From<&UserRow> for UserLine {
             mfa: row.mfa,
             email_verified: row.email_verified,
             disabled: row.disabled,
-            created_at: rfc3339(row.created_at),
-            last_login_at: row
-                .last_login_at
-                .map(rfc3339)
-                .unwrap_or_else(|| "never".into()),
+            created_at: When::at(row.created_at, now),
+            last_login_at: row.last_login_at.map(|at| When::at(at, now)),
         }
     }
 }
@@ -111,7 +110,11 @@ pub async fn list(
     ]);
     let page = UsersPage {
         chrome: admin.chrome("users")?,
-        users: page.items.iter().map(UserLine::from).collect(),
+        users: page
+            .items
+            .iter()
+            .map(|row| UserLine::of(row, state.now_naive()))
+            .collect(),
         first_page: query.cursor.is_empty(),
         next: page.next.map(|cursor| format!("{filters}&cursor={cursor}")),
         filters,
@@ -218,18 +221,18 @@ pub struct SessionLine {
     pub id: String,
     pub client_addr: String,
     pub user_agent: String,
-    pub created_at: String,
-    pub last_used_at: String,
+    pub created_at: When,
+    pub last_used_at: When,
 }
 
-impl From<&SessionRow> for SessionLine {
-    fn from(row: &SessionRow) -> Self {
+impl SessionLine {
+    fn of(row: &SessionRow, now: NaiveDateTime) -> Self {
         Self {
             id: row.id.clone(),
             client_addr: row.client_addr.clone().unwrap_or_else(|| "unknown".into()),
             user_agent: row.user_agent.clone().unwrap_or_else(|| "unknown".into()),
-            created_at: rfc3339(row.created_at),
-            last_used_at: rfc3339(row.last_used_at),
+            created_at: When::at(row.created_at, now),
+            last_used_at: When::at(row.last_used_at, now),
         }
     }
 }
@@ -273,7 +276,8 @@ struct EditPage {
     errors: FieldErrors,
     password_error: Option<String>,
     sessions: Vec<SessionLine>,
-    locked_for: Option<u64>,
+    /// How much longer the account is locked, in words.
+    locked_for: Option<String>,
     /// Mail is configured: the "send a password reset" button works.
     mail_on: bool,
     mails: Vec<MailLine>,
@@ -282,14 +286,14 @@ struct EditPage {
 /// A mail to the user, as the user page lists it.
 struct MailLine {
     what: &'static str,
-    queued_at: String,
+    queued_at: When,
     /// `sent`, `waiting`, `expired`, `not sent`.
     status: &'static str,
     detail: String,
 }
 
-impl From<&MailRow> for MailLine {
-    fn from(row: &MailRow) -> Self {
+impl MailLine {
+    fn of(row: &MailRow, now: NaiveDateTime) -> Self {
         let what = match row.kind.as_str() {
             "password_reset" => "Password reset link",
             "verify_email" => "Verification link",
@@ -297,11 +301,22 @@ impl From<&MailRow> for MailLine {
             _ => "Mail",
         };
         let (status, detail) = match (row.outcome.as_deref(), row.done_at) {
-            (Some("sent"), Some(at)) => {
-                ("sent", format!("to {} at {}", row.recipient, rfc3339(at)))
-            }
+            (Some("sent"), Some(at)) => (
+                "sent",
+                format!("to {} at {}", row.recipient, When::at(at, now).utc),
+            ),
             (Some("expired"), _) => ("expired", "its link expired before it could be sent".into()),
-            (Some(_), _) => ("not sent", "the address cannot receive mail".into()),
+            (Some("replaced"), _) => (
+                "replaced",
+                "a newer link replaced it before it was sent".into(),
+            ),
+            (Some(_), _) => (
+                "not sent",
+                match &row.last_error {
+                    Some(error) => format!("the SMTP server refused it: {error}"),
+                    None => "the address cannot receive mail".into(),
+                },
+            ),
             (None, _) => (
                 "waiting",
                 match &row.last_error {
@@ -315,7 +330,7 @@ impl From<&MailRow> for MailLine {
         };
         MailLine {
             what,
-            queued_at: rfc3339(row.created_at),
+            queued_at: When::at(row.created_at, now),
             status,
             detail,
         }
@@ -354,14 +369,14 @@ async fn edit_page(
     };
     let page = EditPage {
         chrome: admin.chrome("users")?,
-        user: UserLine::from(user),
+        user: UserLine::of(user, now),
         form,
         errors,
         password_error,
-        sessions: live.iter().map(SessionLine::from).collect(),
-        locked_for,
+        sessions: live.iter().map(|row| SessionLine::of(row, now)).collect(),
+        locked_for: locked_for.map(super::when::duration),
         mail_on: state.settings.mail.is_some(),
-        mails: mails.iter().map(MailLine::from).collect(),
+        mails: mails.iter().map(|row| MailLine::of(row, now)).collect(),
     };
     render_with(status, &page)
 }
@@ -462,7 +477,7 @@ pub async fn set_new_password(
                 &user,
                 EditForm::of(&user),
                 FieldErrors::default(),
-                Some(message),
+                Some(FieldErrors::sentence("new_password", &message)),
             )
             .await;
         }
@@ -596,7 +611,7 @@ pub async fn confirm_delete(
     let user = load_user(&state, &id).await?;
     render(&DeletePage {
         chrome: admin.chrome("users")?,
-        user: UserLine::from(&user),
+        user: UserLine::of(&user, state.now_naive()),
     })
 }
 

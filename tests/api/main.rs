@@ -1,6 +1,7 @@
 //! Black-box tests of the JSON API: the real application on a real port,
 //! each test with its own SQLite file.
 
+mod audit_log;
 mod backends;
 mod cli;
 mod clients;

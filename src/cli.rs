@@ -86,16 +86,20 @@ pub enum Command {
 pub enum AdminCommand {
     /// Create an admin; the password is read from standard input.
     Create {
+        /// The new admin's email address (their sign-in name).
         #[arg(long)]
         email: String,
+        /// Their first name, as the console shows it.
         #[arg(long, default_value = "Admin")]
         first_name: String,
+        /// Their last name.
         #[arg(long, default_value = "Admin")]
         last_name: String,
     },
     /// Set a user's password (read from standard input); ends all of their
     /// sessions and clears their sign-in lock.
     ResetPassword {
+        /// The email address of the user whose password is set.
         #[arg(long)]
         email: String,
     },
@@ -103,7 +107,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Make a new key active; tokens already issued keep working.
+    /// Make a new key active. Tokens already issued keep working until
+    /// they expire, unless --revoke-previous is given.
     Rotate {
         /// Retire every other key at once (after a leak): all outstanding
         /// access tokens stop working; clients recover with one refresh.
@@ -133,6 +138,8 @@ pub enum ClientsCommand {
 pub enum SessionsCommand {
     /// End every session (of one user with --email).
     RevokeAll {
+        /// Only this user's sessions (their email address); without it,
+        /// everyone's.
         #[arg(long)]
         email: Option<String>,
     },

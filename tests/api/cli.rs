@@ -464,3 +464,43 @@ async fn clients_are_created_listed_and_revoked_from_the_shell_for_the_running_s
         1
     );
 }
+
+#[test]
+fn every_option_of_every_command_says_what_it_is() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(args)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?} --help");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for command in [
+        &["admin", "create"][..],
+        &["admin", "reset-password"],
+        &["keys", "rotate"],
+        &["clients", "create"],
+        &["clients", "revoke"],
+        &["sessions", "revoke-all"],
+        &["backup"],
+        &["migrate-store"],
+    ] {
+        let text = help(command);
+        let options = text.split("Options:").nth(1).unwrap_or_default();
+        for line in options.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let said = line
+                .trim()
+                .split("  ")
+                .filter(|part| !part.is_empty())
+                .count();
+            assert!(said >= 2, "{command:?}: {line:?} has no help text");
+        }
+    }
+    let rotate = help(&["keys", "rotate"]);
+    assert!(
+        rotate.contains("unless --revoke-previous"),
+        "the summary does not contradict the option: {rotate}"
+    );
+}

@@ -78,6 +78,11 @@ fn start_latchkey_with(dir: &Path, env: &[(&str, &str)]) -> (Running, String, St
 
 /// Starts chromedriver and a headless Chromium session.
 async fn start_browser(profile: &Path) -> (Running, Client) {
+    start_browser_with(profile, &[]).await
+}
+
+/// [`start_browser`] with these Chromium flags added.
+async fn start_browser_with(profile: &Path, flags: &[&str]) -> (Running, Client) {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -86,17 +91,26 @@ async fn start_browser(profile: &Path) -> (Running, Client) {
         .spawn()
         .expect("chromedriver is installed (apt-get install chromium chromium-driver; bash .ci/run does it)");
     let driver = Running(driver);
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1280,900",
+    ]
+    .into_iter()
+    .chain(flags.iter().copied())
+    .map(String::from)
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
     let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-quic", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
+        "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
     }))
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -777,4 +791,247 @@ async fn a_user_resets_a_forgotten_password_through_the_mailed_link() {
     // The link works once.
     b.client.goto(&link).await.unwrap();
     assert!(b.main_text().await.contains("This link does not work"));
+}
+
+/// Runs `script` in the page and returns what it returns.
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap()
+}
+
+/// The page's width beyond the window (0: no sideways scrolling), and the
+/// first element that sticks out, outside the tables (which scroll in
+/// their own box).
+const OVERFLOW: &str = r#"
+const w = document.documentElement.clientWidth;
+let culprit = null;
+for (const el of document.querySelectorAll('body *')) {
+  if (el.closest('.table-wrap')) continue;
+  const r = el.getBoundingClientRect();
+  if (r.right > w + 1) { culprit = el.outerHTML.slice(0, 120); break; }
+}
+return [document.documentElement.scrollWidth - w, culprit];
+"#;
+
+/// Whether every filter label sits above its control.
+const LABELS_ABOVE: &str = r#"
+return [...document.querySelectorAll('form.filters .field')].every(f => {
+  const l = f.querySelector('label'), c = f.querySelector('input, select');
+  return !l || !c || l.getBoundingClientRect().bottom <= c.getBoundingClientRect().top + 1;
+});
+"#;
+
+#[tokio::test]
+async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base, setup_link) = start_latchkey(dir.path());
+    // A user who is locked out (five wrong passwords) and one disabled.
+    let mut ids = Vec::new();
+    for (email, name) in [
+        ("locked@example.com", "Locked"),
+        ("gone@example.com", "Gone"),
+    ] {
+        let created = api(
+            &base,
+            reqwest::Method::POST,
+            "/api/user",
+            None,
+            Some(json!({
+                "first_name": name, "last_name": "Example-With-A-Rather-Long-Surname",
+                "email": email, "password": USER_PASSWORD
+            })),
+        )
+        .await;
+        assert_eq!(created.status(), 201);
+        ids.push(
+            created.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for _ in 0..5 {
+        let r = api(
+            &base,
+            reqwest::Method::POST,
+            "/api/user/login",
+            None,
+            Some(json!({ "email": "locked@example.com", "password": "not-the-password" })),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    let (locked, gone) = (ids[0].clone(), ids[1].clone());
+    let mut signed_up = false;
+    for scheme in ["light", "dark"] {
+        let flags: &[&str] = if scheme == "dark" {
+            &["--force-dark-mode"]
+        } else {
+            &[]
+        };
+        let (_driver, client) =
+            start_browser_with(&dir.path().join(format!("profile-{scheme}")), flags).await;
+        let b = Browser {
+            client,
+            base: base.clone(),
+            shots: screenshots_dir(),
+        };
+        if signed_up {
+            b.open("/admin/login").await;
+            b.fill("#email", "ada@example.com").await;
+            b.fill("#password", ADMIN_PASSWORD).await;
+            b.click("form[action='/admin/login'] button[type=submit]")
+                .await;
+        } else {
+            b.client.goto(&setup_link).await.unwrap();
+            b.fill("#first_name", "Ada").await;
+            b.fill("#last_name", "Lovelace").await;
+            b.fill("#email", "ada@example.com").await;
+            b.fill("#password", ADMIN_PASSWORD).await;
+            b.click("form[action='/admin/setup'] button[type=submit]")
+                .await;
+            signed_up = true;
+            // Disable the second user from the console.
+            b.open(&format!("/admin/users/{gone}")).await;
+            b.client
+                .find(Locator::Css("#disabled"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            b.click(&format!(
+                "form[action='/admin/users/{gone}'] button[type=submit]"
+            ))
+            .await;
+        }
+        b.open("/admin").await;
+        assert_eq!(b.path().await, "/admin", "signed in");
+        let dark = js(
+            &b,
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+        )
+        .await;
+        assert_eq!(
+            dark,
+            json!(scheme == "dark"),
+            "the browser prefers {scheme}"
+        );
+
+        for (width, height) in [(390, 844), (1280, 900)] {
+            b.client.set_window_size(width, height).await.unwrap();
+            for path in [
+                "/admin".to_owned(),
+                "/admin/users".to_owned(),
+                format!("/admin/users/{locked}"),
+                format!("/admin/users/{gone}"),
+                "/admin/users/new".to_owned(),
+                "/admin/keys".to_owned(),
+                "/admin/clients".to_owned(),
+                "/admin/audit".to_owned(),
+                "/admin/account".to_owned(),
+            ] {
+                b.open(&path).await;
+                let overflow = js(&b, OVERFLOW).await;
+                assert_eq!(
+                    overflow[0],
+                    json!(0),
+                    "{path} at {width} px ({scheme}) scrolls sideways: {overflow}"
+                );
+                assert_eq!(
+                    js(&b, LABELS_ABOVE).await,
+                    json!(true),
+                    "{path}: labels above"
+                );
+            }
+
+            // The rough edges a new user found, each checked at this size.
+            b.open("/admin").await;
+            let label = js(&b, "return [...document.querySelectorAll('.stat .label')].map(l => l.textContent).join('|');").await;
+            assert!(
+                label.as_str().unwrap().contains("last\u{a0}24\u{a0}h"),
+                "{label}"
+            );
+            // The "h" of "24 h" stays on the line of its "24".
+            let lone_h = js(&b, r#"
+                return [...document.querySelectorAll('.stat .label')].some(l => {
+                  const text = l.firstChild, s = text.textContent, at = s.lastIndexOf('24');
+                  if (at < 0) return false;
+                  const top = i => { const r = document.createRange(); r.setStart(text, i); r.setEnd(text, i + 1); return Math.round(r.getBoundingClientRect().top); };
+                  return top(at) !== top(s.length - 1);
+                });"#).await;
+            assert_eq!(lone_h, json!(false), "no lone 'h' on a line of its own");
+
+            b.open(&format!("/admin/users/{locked}")).await;
+            let text = b.main_text().await;
+            assert!(text.contains("more."), "{text}");
+            assert!(!text.contains("seconds"), "the lock time in words: {text}");
+            assert!(
+                b.client
+                    .find(Locator::Css(&format!(
+                        "form[action='/admin/users/{locked}/unlock']"
+                    )))
+                    .await
+                    .is_ok()
+            );
+
+            b.open(&format!("/admin/users/{gone}")).await;
+            let heading = b
+                .client
+                .find(Locator::Css("h1"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                heading.contains("Disabled"),
+                "a badge by the name: {heading}"
+            );
+            assert!(
+                b.client
+                    .find(Locator::Css(&format!(
+                        "form[action='/admin/users/{gone}/unlock']"
+                    )))
+                    .await
+                    .is_err(),
+                "no Unlock button where the page says Not locked"
+            );
+            let delete = js(&b, "const a = document.querySelector('a.button.danger'); return a.parentElement.textContent.trim();").await;
+            assert_eq!(
+                delete,
+                json!("Delete user…"),
+                "the Delete button on a line of its own"
+            );
+
+            b.open("/admin/users/new").await;
+            assert!(b.main_text().await.contains("8 to 128 characters"));
+            b.fill("#first_name", "Weak").await;
+            b.fill("#last_name", "Password").await;
+            b.fill("#email", "weak@example.com").await;
+            b.fill("#password", "password").await;
+            b.click("form[action='/admin/users/new'] button[type=submit]")
+                .await;
+            let error = b
+                .client
+                .find(Locator::Css("#password-error"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                error.starts_with("Password is too easy to guess: this is"),
+                "a sentence: {error}"
+            );
+
+            if width == 390 && scheme == "light" {
+                b.open(&format!("/admin/users/{locked}")).await;
+                b.screenshot("user-phone").await;
+            }
+            if width == 1280 && scheme == "dark" {
+                b.open("/admin/audit?action=login").await;
+                b.screenshot("audit-dark").await;
+            }
+        }
+    }
 }

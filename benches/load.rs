@@ -163,6 +163,120 @@ fn seed(database_url: &str, count: u64) -> Duration {
     started.elapsed()
 }
 
+/// Inserts `count` audit entries over the last year, oldest first, as a
+/// busy year writes them: sign-ins of 10,000 of the seeded users (one in
+/// five failed, by nobody, from many addresses), refreshes, edits and
+/// password changes by admins. The emails of the users they name, for
+/// the filters.
+fn seed_audit(database_url: &str, count: u64) -> (Duration, Vec<String>) {
+    use latchkey::db::schema::audit_log;
+    let started = Instant::now();
+    let pool = latchkey::db::open(&database(database_url), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let people: Vec<(String, String)> = users::table
+        .select((users::id, users::email))
+        .order(users::id)
+        .limit(10_000)
+        .load(&mut conn)
+        .unwrap();
+    let base = Utc::now().naive_utc() - chrono::TimeDelta::days(365);
+    let step = 365 * 86_400_000 / count.max(1) as i64;
+    let mut n = 0u64;
+    while n < count {
+        let batch: Vec<_> = (n..(n + 5000).min(count))
+            .map(|i| {
+                let (id, email) = &people[(i * 7919 % people.len() as u64) as usize];
+                let admin = &people[(i % 10) as usize].0;
+                let at = base + chrono::TimeDelta::milliseconds(i as i64 * step);
+                let addr = format!("198.51.{}.{}", i % 200, i % 250);
+                let (actor, action, outcome, detail) = match i % 20 {
+                    0..=7 => (id.clone(), "login", "ok", None),
+                    8..=11 => (
+                        "anonymous".to_owned(),
+                        "login",
+                        "failed",
+                        Some(json!({ "email": email }).to_string()),
+                    ),
+                    12..=15 => (id.clone(), "session.logout", "ok", None),
+                    16 | 17 => (
+                        admin.clone(),
+                        "user.update",
+                        "ok",
+                        Some(json!({ "first_name": { "before": "A", "after": "B" } }).to_string()),
+                    ),
+                    18 => (id.clone(), "user.password_change", "ok", None),
+                    _ => (admin.clone(), "user.unlock", "ok", None),
+                };
+                (
+                    audit_log::at.eq(at),
+                    audit_log::actor.eq(actor),
+                    audit_log::action.eq(action),
+                    audit_log::target.eq(Some(id.clone())),
+                    audit_log::client_addr.eq(Some(addr)),
+                    audit_log::outcome.eq(outcome),
+                    audit_log::detail.eq(detail),
+                )
+            })
+            .collect();
+        latchkey::db::write(&mut conn, |conn| {
+            for chunk in batch.chunks(500) {
+                match &mut *conn {
+                    latchkey::db::DbConnection::Sqlite(c) => diesel::insert_into(audit_log::table)
+                        .values(chunk)
+                        .execute(c)?,
+                    latchkey::db::DbConnection::Postgres(c) => {
+                        diesel::insert_into(audit_log::table)
+                            .values(chunk)
+                            .execute(c)?
+                    }
+                };
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+        n += batch.len() as u64;
+    }
+    if let latchkey::db::DbConnection::Postgres(c) = &mut *conn {
+        diesel::sql_query("VACUUM (ANALYZE) audit_log")
+            .execute(c)
+            .unwrap();
+    }
+    let emails = people.into_iter().map(|(_, email)| email).collect();
+    (started.elapsed(), emails)
+}
+
+/// A console session for `email` (its own cookie jar).
+async fn console_session(base: &str, email: &str) -> reqwest::Client {
+    let console = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = console
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let csrf = &page[at..at + page[at..].find('"').unwrap()];
+    let signed_in = console
+        .post(format!("{base}/admin/login"))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "console sign-in");
+    console
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -496,6 +610,9 @@ async fn main() {
     );
     let seed_time = seed(&db, users_wanted);
     eprintln!("seeded in {seed_time:?}");
+    let audit_wanted = env_number("LOAD_AUDIT_ENTRIES", 1_000_000);
+    let (audit_seed_time, audited) = seed_audit(&db, audit_wanted);
+    eprintln!("seeded {audit_wanted} audit entries in {audit_seed_time:?}");
 
     // The first start creates the admin from ADMIN_EMAIL/ADMIN_PASSWORD
     // (which loads the password-strength dictionaries and hashes once);
@@ -819,6 +936,60 @@ async fn main() {
         percentile(&search_ms, 0.95) / 1000.0,
     );
 
+    // The console's audit log on the seeded entries, as an admin filters
+    // it during an incident: by an email, by part of one (many users), by
+    // action and outcome, by a week last spring, deep pages, and no filter.
+    let console = console_session(&base, "admin@load.example").await;
+    let spring = (Utc::now() - chrono::TimeDelta::days(240)).naive_utc();
+    let week = |at: chrono::NaiveDateTime| at.format("%Y-%m-%dT%H:%M").to_string();
+    let audit_queries: Vec<String> = vec![
+        String::new(),
+        "action=login&outcome=failed".into(),
+        format!("actor={}", audited[42]),
+        format!("target={}", audited[4242]),
+        "target=user12".into(),
+        "action=user.update".into(),
+        format!(
+            "from={}&to={}",
+            week(spring),
+            week(spring + chrono::TimeDelta::days(7))
+        ),
+        format!(
+            "action=login&outcome=failed&from={}&to={}",
+            week(spring),
+            week(spring + chrono::TimeDelta::days(1))
+        ),
+        "actor=anonymous&action=login".into(),
+        "target=load.example&action=user.password_change".into(),
+    ];
+    let mut audit_ms = Vec::new();
+    for round in 0..4 {
+        for query in &audit_queries {
+            // The first page, then (every other round) the page after it.
+            let mut url = format!("{base}/admin/audit?{query}");
+            for _ in 0..(1 + round % 2) {
+                let t = Instant::now();
+                let response = console.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{url}");
+                let html = response.text().await.unwrap();
+                audit_ms.push(t.elapsed().as_micros() as u64);
+                match html.find(">Older entries<").and_then(|end| {
+                    let start = html[..end].rfind("href=\"")? + 6;
+                    Some(
+                        html[start..end - 1]
+                            .replace("&amp;", "&")
+                            .replace("&#38;", "&"),
+                    )
+                }) {
+                    Some(next) => url = format!("{base}{next}"),
+                    None => break,
+                }
+            }
+        }
+    }
+    audit_ms.sort_unstable();
+    let audit_p95 = percentile(&audit_ms, 0.95) / 1000.0;
+
     let ratio = guarded_rps / healthz_rps;
     let forward_ratio = forward_rps / healthz_rps;
     let refresh_goal = if on_postgres { 1500.0 } else { 2000.0 };
@@ -872,6 +1043,12 @@ async fn main() {
             goal: format!("≥ {refresh_goal:.0}/s"),
             measured: format!("{refresh_rps:.0}/s"),
             pass: refresh_rps >= refresh_goal,
+        },
+        Target {
+            name: format!("console audit log, filtered pages p95 ({audit_wanted} entries)"),
+            goal: "≤ 100 ms".into(),
+            measured: format!("{audit_p95:.1} ms"),
+            pass: audit_p95 <= 100.0,
         },
         Target {
             name: format!("user list page p95 ({users_wanted} users)"),
@@ -944,7 +1121,7 @@ async fn main() {
         "peak_rss_mib": peak_rss_mib, "idle_rss_mib": idle_rss_mib, "after_storm_idle_rss_mib": after_storm_rss_mib,
         "first_start_idle_rss_mib": first_start_idle_rss_mib, "ready_ms_rounds": ready,
         "revocation": { "before": before, "logout": logout.as_u16(), "after": after },
-        "page_p95_ms": page_p95, "search_p95_ms": search_p95, "search_worst_case_ms": worst_ms,
+        "page_p95_ms": page_p95, "search_p95_ms": search_p95, "audit_p95_ms": audit_p95, "audit_entries": audit_wanted, "search_worst_case_ms": worst_ms,
         "search_ms_by_term": by_term.iter().map(|(q, v)| (q.to_string(), json!(v.iter().map(|us| *us as f64 / 1000.0).collect::<Vec<_>>()))).collect::<serde_json::Map<_, _>>(),
         "backend": if on_postgres { "postgres" } else { "sqlite" },
         "cross_instance_revocation_ms": cross_ms.iter().map(|us| *us as f64 / 1000.0).collect::<Vec<_>>(),

@@ -242,6 +242,48 @@ pub fn list(conn: &mut DbConnection, filter: &UserFilter) -> QueryResult<Vec<Use
     }
 }
 
+/// Up to `limit` users whose email or name holds `q` (any letter case), in
+/// no order: who an audit filter stands for. It reads no more matches than
+/// it returns (a common term stops early; on SQLite the trigram index
+/// drives it), where [`list`] must sort every match.
+pub fn ids_matching(conn: &mut DbConnection, q: &str, limit: i64) -> QueryResult<Vec<String>> {
+    let needle = q.to_lowercase();
+    let pattern = format!("%{}%", escape_like(&needle));
+    let ids: Vec<UserId> = match conn {
+        DbConnection::Sqlite(c) => match trigram_phrase(&needle) {
+            Some(phrase) => diesel::sql_query(
+                "SELECT users.id AS id FROM users_search \
+                 JOIN users ON users.rowid = users_search.rowid \
+                 WHERE users_search MATCH ? AND users.search_text LIKE ? ESCAPE '\\' LIMIT ?",
+            )
+            .bind::<Text, _>(phrase)
+            .bind::<Text, _>(pattern)
+            .bind::<BigInt, _>(limit)
+            .load::<MatchedId>(c)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect(),
+            None => users::table
+                .filter(users::search_text.like(pattern).escape('\\'))
+                .select(users::id)
+                .limit(limit)
+                .load(c)?,
+        },
+        DbConnection::Postgres(c) => users::table
+            .filter(users::search_text.like(pattern).escape('\\'))
+            .select(users::id)
+            .limit(limit)
+            .load(c)?,
+    };
+    Ok(ids.into_iter().map(UserId::into_string).collect())
+}
+
+#[derive(QueryableByName)]
+struct MatchedId {
+    #[diesel(sql_type = Text)]
+    id: UserId,
+}
+
 /// A search on PostgreSQL. Its planner assumes matches are spread evenly
 /// through the listing's order, so it walks that order's index and keeps
 /// the rows that match: a page at once for a common term, but a million

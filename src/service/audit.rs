@@ -12,7 +12,6 @@ use super::{Actor, ServiceError};
 use crate::audit::{Event, Outcome};
 use crate::client::ClientInfo;
 use crate::db::audit::AuditFilter;
-use crate::db::users::{UserFilter, UserSort};
 use crate::db::{DbConnection, audit, models::AuditRow, users};
 use crate::domain::UserId;
 use crate::state::AppState;
@@ -190,24 +189,9 @@ fn who(conn: &mut DbConnection, text: &str) -> Result<(Vec<String>, bool), Servi
     if UserId::parse(text).is_some() || NAMED_ACTORS.contains(&text) {
         return Ok((ids, false));
     }
-    let found = users::list(
-        conn,
-        &UserFilter {
-            q: Some(search_terms(text)),
-            role: None,
-            disabled: None,
-            sort: UserSort::Newest,
-            after: None,
-            limit: USERS_PER_FILTER as i64 + 1,
-        },
-    )?;
+    let found = users::ids_matching(conn, &search_terms(text), USERS_PER_FILTER as i64 + 1)?;
     let more = found.len() > USERS_PER_FILTER;
-    ids.extend(
-        found
-            .into_iter()
-            .take(USERS_PER_FILTER)
-            .map(|user| user.id.into_string()),
-    );
+    ids.extend(found.into_iter().take(USERS_PER_FILTER));
     Ok((ids, more))
 }
 

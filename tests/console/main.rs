@@ -1035,3 +1035,121 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_admin_investigates_an_account_in_the_audit_log_and_exports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base, setup_link) = start_latchkey(dir.path());
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let b = Browser {
+        client,
+        base: base.clone(),
+        shots: screenshots_dir(),
+    };
+    b.client.goto(&setup_link).await.unwrap();
+    b.fill("#first_name", "Ada").await;
+    b.fill("#last_name", "Lovelace").await;
+    b.fill("#email", "ada@example.com").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("form[action='/admin/setup'] button[type=submit]")
+        .await;
+    // Someone tries Grace's password three times, then she signs in.
+    let created = api(
+        &base,
+        reqwest::Method::POST,
+        "/api/user",
+        None,
+        Some(json!({ "first_name": "Grace", "last_name": "Hopper",
+                     "email": "grace.hopper@example.com", "password": USER_PASSWORD })),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    for _ in 0..3 {
+        let r = api(
+            &base,
+            reqwest::Method::POST,
+            "/api/user/login",
+            None,
+            Some(json!({ "email": "grace.hopper@example.com", "password": "guess-number-one" })),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    api_login(&base, "grace.hopper@example.com", USER_PASSWORD).await;
+
+    // At 3 a.m.: part of her address, failed sign-ins only.
+    b.open("/admin/audit").await;
+    b.fill("#target", "grace.hop").await;
+    b.client
+        .find(Locator::Css("#action"))
+        .await
+        .unwrap()
+        .select_by_value("login")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#outcome"))
+        .await
+        .unwrap()
+        .select_by_value("failed")
+        .await
+        .unwrap();
+    b.click("form.filters button[type=submit]").await;
+    let rows = js(
+        &b,
+        "return [...document.querySelectorAll('table.audit tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim()));",
+    )
+    .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in rows {
+        assert!(row[0].as_str().unwrap().contains(" UTC"), "{row:?}");
+        assert_eq!(row[1], "anonymous", "{row:?}");
+        assert!(
+            row[3]
+                .as_str()
+                .unwrap()
+                .starts_with("grace.hopper@example.com"),
+            "{row:?}"
+        );
+        assert_eq!(row[4], "127.0.0.1");
+        assert_eq!(row[5], "failed");
+    }
+
+    // The export link carries the filters; fetched with the browser's own
+    // session, it holds the same three entries.
+    let href = b
+        .client
+        .find(Locator::Css("p.export a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        href.contains("format=csv") && href.contains("target=grace.hop"),
+        "{href}"
+    );
+    let cookies = b.client.get_all_cookies().await.unwrap();
+    let cookie = cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let csv = reqwest::Client::new()
+        .get(format!("{base}{href}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three entries: {csv}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",anonymous,,login,") && l.contains("grace.hopper@example.com"))
+    );
+}

@@ -30,35 +30,44 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// Newest first. A time range is also turned into a range of ids (the
-/// first entry at or after `from`, the last before `to`, each one read of
+/// How long an entry's write may take from reading its time to its
+/// insert (milliseconds, in practice; a write waits seconds at most for
+/// the store's lock): an entry timed before `t - SLACK` got its id before
+/// any entry timed at `t` or later did.
+const WRITE_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// Newest first. A time range also bounds the ids (each bound one read of
 /// the time index), so that a page of an old range starts where the range
-/// does instead of reading every newer entry on the way.
+/// does instead of reading every newer entry on the way: every entry at or
+/// after `from` has a larger id than the last entry timed before
+/// `from - WRITE_SLACK`, and every entry before `to` a smaller id than the
+/// first timed at `to + WRITE_SLACK` or later. The times themselves then
+/// filter exactly.
 pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Vec<AuditRow>> {
     let mut query = audit_log::table.select(AuditRow::as_select()).into_boxed();
     if let Some(from) = filter.from {
-        let first: Option<i32> = audit_log::table
-            .filter(audit_log::at.ge(from))
-            .select(diesel::dsl::min(audit_log::id))
-            .first(conn)?;
-        let Some(first) = first else {
-            return Ok(Vec::new());
-        };
-        query = query
-            .filter(audit_log::id.ge(first))
-            .filter(audit_log::at.ge(from));
+        let before: Option<i32> = audit_log::table
+            .filter(audit_log::at.lt(from - WRITE_SLACK))
+            .order(audit_log::at.desc())
+            .select(audit_log::id)
+            .first(conn)
+            .optional()?;
+        if let Some(before) = before {
+            query = query.filter(audit_log::id.gt(before));
+        }
+        query = query.filter(audit_log::at.ge(from));
     }
     if let Some(to) = filter.to {
-        let last: Option<i32> = audit_log::table
-            .filter(audit_log::at.lt(to))
-            .select(diesel::dsl::max(audit_log::id))
-            .first(conn)?;
-        let Some(last) = last else {
-            return Ok(Vec::new());
-        };
-        query = query
-            .filter(audit_log::id.le(last))
-            .filter(audit_log::at.lt(to));
+        let after: Option<i32> = audit_log::table
+            .filter(audit_log::at.ge(to + WRITE_SLACK))
+            .order(audit_log::at.asc())
+            .select(audit_log::id)
+            .first(conn)
+            .optional()?;
+        if let Some(after) = after {
+            query = query.filter(audit_log::id.lt(after));
+        }
+        query = query.filter(audit_log::at.lt(to));
     }
     if let Some(actors) = &filter.actors {
         query = query.filter(audit_log::actor.eq_any(actors.clone()));

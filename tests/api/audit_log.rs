@@ -274,3 +274,45 @@ async fn the_filtered_entries_export_as_csv_and_json_lines() {
         "to the sign-in page"
     );
 }
+
+#[tokio::test]
+async fn a_time_range_keeps_entries_whose_ids_run_behind_their_times() {
+    // Two writes read the clock in one order and insert in the other: the
+    // later id holds the earlier time. Both belong in a range that starts
+    // between the two times and the bound on ids must not cut either.
+    let app = spawn_app().await;
+    let console = Console::signed_in_admin(&app).await;
+    use chrono::SubsecRound;
+    let t = (chrono::Utc::now() - chrono::TimeDelta::hours(2))
+        .naive_utc()
+        .trunc_subsecs(0);
+    let mut store = app.store();
+    let entry = |at: chrono::NaiveDateTime, actor: &str| latchkey::db::models::NewAuditRow {
+        at,
+        actor: actor.to_owned(),
+        action: "user.unlock".to_owned(),
+        target: None,
+        client_addr: None,
+        outcome: "ok".to_owned(),
+        detail: None,
+    };
+    for (at, actor) in [
+        (t - chrono::TimeDelta::minutes(10), "system"),
+        (t + chrono::TimeDelta::milliseconds(900), "cli"),
+        (t + chrono::TimeDelta::milliseconds(100), "anonymous"),
+        (t + chrono::TimeDelta::minutes(10), "system"),
+    ] {
+        latchkey::db::audit::insert(&mut store, &entry(at, actor)).unwrap();
+    }
+    let from = t.format("%Y-%m-%dT%H:%M:%S");
+    let to = (t + chrono::TimeDelta::seconds(1)).format("%Y-%m-%dT%H:%M:%S");
+    let found = rows(
+        &page(
+            &console,
+            &format!("/admin/audit?action=user.unlock&from={from}&to={to}"),
+        )
+        .await,
+    );
+    let actors: Vec<&str> = found.iter().map(|row| row[1].as_str()).collect();
+    assert_eq!(actors, ["anonymous", "cli"], "{found:?}");
+}

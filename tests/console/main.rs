@@ -143,6 +143,37 @@ fn screenshots_dir() -> PathBuf {
     )
 }
 
+/// A headless browser (its profile in `profile`) on the console at `base`.
+async fn browser_on(base: &str, profile: &Path) -> (Running, Browser) {
+    let (driver, client) = start_browser(profile).await;
+    let browser = Browser {
+        client,
+        base: base.to_owned(),
+        shots: screenshots_dir(),
+    };
+    (driver, browser)
+}
+
+/// Registers a user through the API (with `USER_PASSWORD`); their id.
+async fn register(base: &str, first: &str, last: &str, email: &str) -> String {
+    let created = api(
+        base,
+        reqwest::Method::POST,
+        "/api/user",
+        None,
+        Some(
+            json!({ "first_name": first, "last_name": last, "email": email,
+                     "password": USER_PASSWORD }),
+        ),
+    )
+    .await;
+    assert_eq!(created.status(), 201, "registration of {email}");
+    created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The console as the browser sees it.
 struct Browser {
     client: Client,
@@ -211,6 +242,17 @@ impl Browser {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         }
+    }
+
+    /// Follows the one-time set-up link and creates the first admin.
+    async fn set_up_admin(&self, setup_link: &str, first: &str, last: &str, email: &str) {
+        self.client.goto(setup_link).await.unwrap();
+        self.fill("#first_name", first).await;
+        self.fill("#last_name", last).await;
+        self.fill("#email", email).await;
+        self.fill("#password", ADMIN_PASSWORD).await;
+        self.click("form[action='/admin/setup'] button[type=submit]")
+            .await;
     }
 
     async fn screenshot(&self, name: &str) {
@@ -597,12 +639,7 @@ async fn keyboard_alone_signs_in() {
         base,
         shots: dir.path().join("shots"),
     };
-    b.client.goto(&setup_link).await.unwrap();
-    b.fill("#first_name", "Key").await;
-    b.fill("#last_name", "Board").await;
-    b.fill("#email", "keys@example.com").await;
-    b.fill("#password", ADMIN_PASSWORD).await;
-    b.click("form[action='/admin/setup'] button[type=submit]")
+    b.set_up_admin(&setup_link, "Key", "Board", "keys@example.com")
         .await;
     b.click("form.signout button").await;
     // The email field has focus on the sign-in page; Tab moves on, Enter sends.
@@ -634,12 +671,7 @@ async fn an_admin_enrols_in_two_factor_sign_in_and_signs_in_with_a_code() {
         base,
         shots,
     };
-    b.client.goto(&setup_link).await.unwrap();
-    b.fill("#first_name", "Grace").await;
-    b.fill("#last_name", "Two").await;
-    b.fill("#email", "grace.two@example.com").await;
-    b.fill("#password", ADMIN_PASSWORD).await;
-    b.click("form[action='/admin/setup'] button[type=submit]")
+    b.set_up_admin(&setup_link, "Grace", "Two", "grace.two@example.com")
         .await;
 
     // Set up: the QR code and the key are on the page; the key is read off
@@ -716,35 +748,12 @@ async fn a_user_resets_a_forgotten_password_through_the_mailed_link() {
         ],
     );
     assert_eq!(base, public);
-    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    let b = Browser {
-        client,
-        base: base.clone(),
-        shots: screenshots_dir(),
-    };
-    b.client.goto(&setup_link).await.unwrap();
-    b.fill("#first_name", "Grace").await;
-    b.fill("#last_name", "Hopper").await;
-    b.fill("#email", "grace@example.com").await;
-    b.fill("#password", ADMIN_PASSWORD).await;
-    b.click("form[action='/admin/setup'] button[type=submit]")
+    let (_driver, b) = browser_on(&base, &dir.path().join("profile")).await;
+    b.set_up_admin(&setup_link, "Grace", "Hopper", "grace@example.com")
         .await;
 
     // A user who forgot their password; the admin sends them a link.
-    let registered = api(
-        &base,
-        reqwest::Method::POST,
-        "/api/user",
-        None,
-        Some(json!({ "first_name": "Ada", "last_name": "Lovelace",
-                     "email": "ada@example.com", "password": USER_PASSWORD })),
-    )
-    .await;
-    assert_eq!(registered.status(), 201);
-    let id = registered.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = register(&base, "Ada", "Lovelace", "ada@example.com").await;
     b.open(&format!("/admin/users/{id}")).await;
     b.click(&format!(
         "form[action='/admin/users/{id}/password/reset-link'] button"
@@ -843,24 +852,7 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
         ("locked@example.com", "Locked"),
         ("gone@example.com", "Gone"),
     ] {
-        let created = api(
-            &base,
-            reqwest::Method::POST,
-            "/api/user",
-            None,
-            Some(json!({
-                "first_name": name, "last_name": "Example-With-A-Rather-Long-Surname",
-                "email": email, "password": USER_PASSWORD
-            })),
-        )
-        .await;
-        assert_eq!(created.status(), 201);
-        ids.push(
-            created.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(register(&base, name, "Example-With-A-Rather-Long-Surname", email).await);
     }
     for _ in 0..5 {
         let r = api(
@@ -895,12 +887,7 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
             b.click("form[action='/admin/login'] button[type=submit]")
                 .await;
         } else {
-            b.client.goto(&setup_link).await.unwrap();
-            b.fill("#first_name", "Ada").await;
-            b.fill("#last_name", "Lovelace").await;
-            b.fill("#email", "ada@example.com").await;
-            b.fill("#password", ADMIN_PASSWORD).await;
-            b.click("form[action='/admin/setup'] button[type=submit]")
+            b.set_up_admin(&setup_link, "Ada", "Lovelace", "ada@example.com")
                 .await;
             signed_up = true;
             // Disable the second user from the console.
@@ -1053,30 +1040,11 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
 async fn an_admin_investigates_an_account_in_the_audit_log_and_exports_it() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, base, setup_link) = start_latchkey(dir.path());
-    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    let b = Browser {
-        client,
-        base: base.clone(),
-        shots: screenshots_dir(),
-    };
-    b.client.goto(&setup_link).await.unwrap();
-    b.fill("#first_name", "Ada").await;
-    b.fill("#last_name", "Lovelace").await;
-    b.fill("#email", "ada@example.com").await;
-    b.fill("#password", ADMIN_PASSWORD).await;
-    b.click("form[action='/admin/setup'] button[type=submit]")
+    let (_driver, b) = browser_on(&base, &dir.path().join("profile")).await;
+    b.set_up_admin(&setup_link, "Ada", "Lovelace", "ada@example.com")
         .await;
     // Someone tries Grace's password three times, then she signs in.
-    let created = api(
-        &base,
-        reqwest::Method::POST,
-        "/api/user",
-        None,
-        Some(json!({ "first_name": "Grace", "last_name": "Hopper",
-                     "email": "grace.hopper@example.com", "password": USER_PASSWORD })),
-    )
-    .await;
-    assert_eq!(created.status(), 201);
+    register(&base, "Grace", "Hopper", "grace.hopper@example.com").await;
     for _ in 0..3 {
         let r = api(
             &base,

@@ -174,6 +174,21 @@ async fn register(base: &str, first: &str, last: &str, email: &str) -> String {
         .to_owned()
 }
 
+/// `times` sign-ins of `email` with a wrong password, each refused.
+async fn wrong_passwords(base: &str, email: &str, times: usize) {
+    for _ in 0..times {
+        let refused = api(
+            base,
+            reqwest::Method::POST,
+            "/api/user/login",
+            None,
+            Some(json!({ "email": email, "password": "not-the-password" })),
+        )
+        .await;
+        assert_eq!(refused.status(), 401);
+    }
+}
+
 /// The console as the browser sees it.
 struct Browser {
     client: Client,
@@ -854,17 +869,7 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
     ] {
         ids.push(register(&base, name, "Example-With-A-Rather-Long-Surname", email).await);
     }
-    for _ in 0..5 {
-        let r = api(
-            &base,
-            reqwest::Method::POST,
-            "/api/user/login",
-            None,
-            Some(json!({ "email": "locked@example.com", "password": "not-the-password" })),
-        )
-        .await;
-        assert_eq!(r.status(), 401);
-    }
+    wrong_passwords(&base, "locked@example.com", 5).await;
     let (locked, gone) = (ids[0].clone(), ids[1].clone());
     let mut signed_up = false;
     for scheme in ["light", "dark"] {
@@ -1045,17 +1050,7 @@ async fn an_admin_investigates_an_account_in_the_audit_log_and_exports_it() {
         .await;
     // Someone tries Grace's password three times, then she signs in.
     register(&base, "Grace", "Hopper", "grace.hopper@example.com").await;
-    for _ in 0..3 {
-        let r = api(
-            &base,
-            reqwest::Method::POST,
-            "/api/user/login",
-            None,
-            Some(json!({ "email": "grace.hopper@example.com", "password": "guess-number-one" })),
-        )
-        .await;
-        assert_eq!(r.status(), 401);
-    }
+    wrong_passwords(&base, "grace.hopper@example.com", 3).await;
     api_login(&base, "grace.hopper@example.com", USER_PASSWORD).await;
 
     // At 3 a.m.: part of her address, failed sign-ins only.

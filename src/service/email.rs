@@ -124,6 +124,11 @@ fn live_token(
 /// Whether a reset token works now (the page checks before asking for a
 /// new password); nothing is spent.
 pub async fn check_reset_token(state: &AppState, token: &str) -> Result<(), ServiceError> {
+    reset_token_user(state, token).await.map(|_| ())
+}
+
+/// The user a reset token would set the password of, if it works now.
+async fn reset_token_user(state: &AppState, token: &str) -> Result<UserRow, ServiceError> {
     Mailroom::of(state)?;
     let (now, token) = (state.now_naive(), token.to_owned());
     let (_, user) = state
@@ -132,7 +137,7 @@ pub async fn check_reset_token(state: &AppState, token: &str) -> Result<(), Serv
     if user.disabled {
         return Err(ServiceError::Disabled);
     }
-    Ok(())
+    Ok(user)
 }
 
 /// `POST /api/user/password/reset`: the token from the mail and a new
@@ -144,16 +149,9 @@ pub async fn reset_password(
     token: &str,
     new_password: &str,
 ) -> Result<(), ServiceError> {
-    Mailroom::of(state)?;
-    let now = state.now_naive();
+    // Checked before hashing, and again in the transaction that spends it.
+    let user = reset_token_user(state, token).await?;
     let token = token.to_owned();
-    let lookup = token.clone();
-    let (_, user) = state
-        .read(move |conn| live_token(conn, &lookup, purpose::PASSWORD_RESET, now))
-        .await?;
-    if user.disabled {
-        return Err(ServiceError::Disabled);
-    }
     let new = passwords::check_new(&user, new_password)
         .map_err(|why| ServiceError::field("new_password", why))?;
     let hash = state.hasher.hash(&new).await?;

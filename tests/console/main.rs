@@ -270,6 +270,22 @@ impl Browser {
             .await;
     }
 
+    /// The text of the first element `css` finds.
+    async fn text_of(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Whether the page has an element `css` finds.
+    async fn has(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         std::fs::create_dir_all(&self.shots).unwrap();
@@ -441,16 +457,7 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
     b.click(&format!("form[action='{user_page}'] button[type=submit]"))
         .await;
     assert!(b.main_text().await.contains("Saved"));
-    assert_eq!(
-        b.client
-            .find(Locator::Css("h1"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "Rear Admiral Grace Hopper"
-    );
+    assert_eq!(b.text_of("h1").await, "Rear Admiral Grace Hopper");
 
     // Revoke one session: that token stops working, the other does not.
     b.click("form[action$='/revoke'] button").await;
@@ -604,14 +611,7 @@ async fn an_operator_runs_the_whole_console_in_a_browser() {
         .await
         .unwrap();
     b.click("form.filters button[type=submit]").await;
-    let filtered = b
-        .client
-        .find(Locator::Css("table.audit"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let filtered = b.text_of("table.audit").await;
     assert!(
         filtered.contains("key.rotate") && !filtered.contains("user.create"),
         "{filtered}"
@@ -971,34 +971,19 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
             assert!(text.contains("more."), "{text}");
             assert!(!text.contains("seconds"), "the lock time in words: {text}");
             assert!(
-                b.client
-                    .find(Locator::Css(&format!(
-                        "form[action='/admin/users/{locked}/unlock']"
-                    )))
+                b.has(&format!("form[action='/admin/users/{locked}/unlock']"))
                     .await
-                    .is_ok()
             );
 
             b.open(&format!("/admin/users/{gone}")).await;
-            let heading = b
-                .client
-                .find(Locator::Css("h1"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let heading = b.text_of("h1").await;
             assert!(
                 heading.contains("Disabled"),
                 "a badge by the name: {heading}"
             );
             assert!(
-                b.client
-                    .find(Locator::Css(&format!(
-                        "form[action='/admin/users/{gone}/unlock']"
-                    )))
-                    .await
-                    .is_err(),
+                !b.has(&format!("form[action='/admin/users/{gone}/unlock']"))
+                    .await,
                 "no Unlock button where the page says Not locked"
             );
             let delete = js(&b, "const a = document.querySelector('a.button.danger'); return a.parentElement.textContent.trim();").await;
@@ -1016,14 +1001,7 @@ async fn the_console_fits_a_phone_and_a_desktop_in_light_and_dark() {
             b.fill("#password", "password").await;
             b.click("form[action='/admin/users/new'] button[type=submit]")
                 .await;
-            let error = b
-                .client
-                .find(Locator::Css("#password-error"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let error = b.text_of("#password-error").await;
             assert!(
                 error.starts_with("Password is too easy to guess: this is"),
                 "a sentence: {error}"

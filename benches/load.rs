@@ -155,7 +155,7 @@ fn seed(database_url: &str, count: u64) -> Duration {
     // What autovacuum would do shortly after a bulk load, done now: the
     // planner gets its statistics, and no vacuum of a million fresh rows
     // starts in the middle of a measured round.
-    if let latchkey::db::DbConnection::Postgres(c) = &mut *conn {
+    if let latchkey::db::DbConnection::Postgres(c) = &mut **conn {
         diesel::sql_query("VACUUM (ANALYZE) users")
             .execute(c)
             .unwrap();
@@ -177,7 +177,7 @@ fn seed_audit(database_url: &str, count: u64) -> (Duration, Vec<String>) {
         .select((users::id, users::email))
         .order(users::id)
         .limit(10_000)
-        .load(&mut conn)
+        .load(&mut **conn)
         .unwrap();
     let base = Utc::now().naive_utc() - chrono::TimeDelta::days(365);
     let step = 365 * 86_400_000 / count.max(1) as i64;
@@ -236,7 +236,7 @@ fn seed_audit(database_url: &str, count: u64) -> (Duration, Vec<String>) {
         .unwrap();
         n += batch.len() as u64;
     }
-    if let latchkey::db::DbConnection::Postgres(c) = &mut *conn {
+    if let latchkey::db::DbConnection::Postgres(c) = &mut **conn {
         diesel::sql_query("VACUUM (ANALYZE) audit_log")
             .execute(c)
             .unwrap();

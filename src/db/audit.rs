@@ -1,15 +1,16 @@
 //! Queries on `audit_log` (append-only).
 
-use super::DbConnection;
 use super::models::{AuditRow, NewAuditRow};
 use super::schema::audit_log;
+use super::{DbConnection, Prepare, per_backend};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 pub fn insert(conn: &mut DbConnection, row: &NewAuditRow) -> QueryResult<usize> {
-    diesel::insert_into(audit_log::table)
+    per_backend!(conn, |c| diesel::insert_into(audit_log::table)
         .values(row)
-        .execute(conn)
+        .prepared()
+        .execute(c))
 }
 
 /// Which entries a reader wants; `before` is the last id of the page before.

@@ -2,7 +2,7 @@
 //! another one (or the command line) revoked or changed.
 
 use super::schema::changes;
-use super::{DbConnection, Serialize};
+use super::{DbConnection, Prepare, Serialize};
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Integer, Text};
@@ -121,6 +121,7 @@ fn insert(
                 .bind::<Integer, _>(Serialize::Changes.key().1)
                 .bind::<Text, _>(kind.as_str())
                 .bind::<Array<Text>, _>(subjects)
+                .prepared()
                 .execute(conn)
                 .map(|_| ());
         }

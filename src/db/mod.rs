@@ -29,8 +29,10 @@ mod types;
 pub mod users;
 
 use crate::config::Database;
+use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
@@ -57,6 +59,73 @@ macro_rules! per_backend {
     };
 }
 pub(crate) use per_backend;
+
+/// A statement kept prepared on its connection, looked up by its text:
+/// for the writes of the hot paths (a sign-in, a refresh).
+///
+/// Diesel prepares a SELECT once per connection and then runs it by name,
+/// but parses and plans every INSERT and UPDATE anew: their text may vary
+/// with the values (`DEFAULT` for a missing one), and its cache may key a
+/// statement by its Rust type. Keyed by the text and the parameters'
+/// types, as this wrapper has it (no static query id), any statement is
+/// safe to keep. Only statements of a fixed shape are wrapped (no batch
+/// insert, no list of varying length): each adds at most a few entries
+/// per connection.
+///
+/// It works on the concrete connections, through [`per_backend!`]. How:
+/// Diesel asks whether a statement may be kept by walking it with a pass
+/// that notes any part that says no; this wrapper writes the statement's
+/// text itself, in one piece, so that pass sees nothing to refuse, and
+/// hands every other pass (the bind values) to the statement. Telling
+/// the passes apart uses the helper Diesel's own `MultiConnection` derive
+/// uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prepared<Q>(Q);
+
+/// `.prepared()` on a statement: see [`Prepared`].
+pub(crate) trait Prepare: Sized {
+    fn prepared(self) -> Prepared<Self> {
+        Prepared(self)
+    }
+}
+
+impl<Q> Prepare for Q {}
+
+/// The backends [`Prepared`] writes statements for: each has its own
+/// query builder (the `MultiConnection`'s would need the right variant).
+trait Concrete: Backend<QueryBuilder: Default> {}
+impl Concrete for diesel::pg::Pg {}
+impl Concrete for diesel::sqlite::Sqlite {}
+
+impl<Q, DB> QueryFragment<DB> for Prepared<Q>
+where
+    DB: Concrete,
+    Q: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        use diesel::internal::derives::multiconnection::AstPassHelper;
+        use diesel::query_builder::QueryBuilder;
+        if pass.bind_collector().is_some() || pass.debug_binds().is_some() {
+            return self.0.walk_ast(pass);
+        }
+        let mut sql = DB::QueryBuilder::default();
+        self.0.to_sql(&mut sql, pass.backend())?;
+        pass.push_sql(&sql.finish());
+        Ok(())
+    }
+}
+
+/// No static id: the cache keys it by its text, never by its Rust type.
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
 
 pub type DbPool = Pool<Manager>;
 
@@ -126,25 +195,65 @@ pub struct Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         match &self.database {
             Database::Sqlite { path } => {
                 SqliteConnection::establish(path).map(DbConnection::Sqlite)
             }
             Database::Postgres { url } => PgConnection::establish(url).map(DbConnection::Postgres),
         }
+        .map(|conn| Pooled {
+            conn,
+            answered_at: None,
+        })
         .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    /// A connection whose last work ended well within [`TRUSTED_FOR`] is
+    /// handed out as it is; any other is pinged first (and replaced if
+    /// that fails). Under load that saves two round trips per sign-in,
+    /// while a connection the database dropped is still found: its work
+    /// fails (one 503), and the next checkout pings it.
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        if pooled
+            .answered_at
+            .is_some_and(|at| at.elapsed() < TRUSTED_FOR)
+        {
+            return Ok(());
+        }
+        pooled.conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        std::thread::panicking() || pooled.conn.is_broken()
+    }
+}
+
+/// How long after its last work ended without an error a connection is
+/// handed out without a ping.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// A connection in the pool, and when its last work ended without an
+/// error (see [`Manager::is_valid`]). It dereferences to the connection.
+pub struct Pooled {
+    conn: DbConnection,
+    answered_at: Option<std::time::Instant>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
     }
 }
 
@@ -159,9 +268,9 @@ impl ManageConnection for Manager {
 #[derive(Debug)]
 struct Pragmas;
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        match conn {
+impl CustomizeConnection<Pooled, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(&self, pooled: &mut Pooled) -> Result<(), diesel::r2d2::Error> {
+        match &mut pooled.conn {
             // The busy timeout comes first, so that the other pragmas wait
             // for a lock instead of failing while another connection holds one.
             DbConnection::Sqlite(conn) => conn
@@ -280,7 +389,7 @@ pub fn migrate(pool: &DbPool) -> Result<(), String> {
         .get()
         .map_err(|e| format!("cannot open the store: {e}"))?;
     let failed = |e: &dyn std::fmt::Display| format!("cannot migrate the store: {e}");
-    match &mut *conn {
+    match &mut **conn {
         DbConnection::Sqlite(conn) => conn
             .run_pending_migrations(SQLITE_MIGRATIONS)
             .map(|_| ())
@@ -325,8 +434,10 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get_timeout(within).map_err(StoreError::from)?;
-        work(&mut conn)
+        let mut pooled = pool.get_timeout(within).map_err(StoreError::from)?;
+        let done = work(&mut pooled);
+        pooled.answered_at = done.is_ok().then(std::time::Instant::now);
+        done
     })
     .await
     .map_err(|e| E::from(StoreError::Busy(e.to_string())))?
@@ -452,4 +563,54 @@ pub fn backup(conn: &mut DbConnection, path: &str) -> Result<(), StoreError> {
             let _ = std::fs::remove_file(path);
             StoreError::from(e)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::InstrumentationEvent;
+    use diesel::{ExpressionMethods, QueryDsl};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_prepared_write_is_kept_on_its_connection_and_a_plain_update_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::Sqlite {
+            path: dir.path().join("store.db").to_str().unwrap().to_owned(),
+        };
+        let pool = open(&database, 1).unwrap();
+        let mut pooled = pool.get().unwrap();
+        let conn: &mut DbConnection = &mut pooled;
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let noted = kept.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                noted.lock().unwrap().push(sql.to_owned());
+            }
+        });
+        let spends = |kept: &Arc<Mutex<Vec<String>>>| {
+            let kept = kept.lock().unwrap();
+            kept.iter()
+                .filter(|sql| sql.starts_with("UPDATE `refresh_tokens`"))
+                .count()
+        };
+        let now = chrono::Utc::now().naive_utc();
+        // The statement as Diesel writes it: parsed anew each time.
+        for _ in 0..3 {
+            diesel::update(
+                schema::refresh_tokens::table
+                    .filter(schema::refresh_tokens::token_hash.eq("unknown"))
+                    .filter(schema::refresh_tokens::spent_at.is_null()),
+            )
+            .set(schema::refresh_tokens::spent_at.eq(now))
+            .execute(conn)
+            .unwrap();
+        }
+        assert_eq!(spends(&kept), 0);
+        // The same, prepared: kept the first time, reused after.
+        for _ in 0..3 {
+            assert!(!refresh_tokens::spend(conn, "unknown", now).unwrap());
+        }
+        assert_eq!(spends(&kept), 1, "{:?}", kept.lock().unwrap());
+    }
 }

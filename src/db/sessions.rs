@@ -1,17 +1,18 @@
 //! Queries on `sessions`.
 
-use super::DbConnection;
 use super::models::{NewSessionRow, SessionRow};
 use super::schema::sessions;
+use super::{DbConnection, Prepare, per_backend};
 use crate::domain::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 pub fn insert(conn: &mut DbConnection, row: &NewSessionRow<'_>) -> QueryResult<SessionRow> {
-    diesel::insert_into(sessions::table)
+    per_backend!(conn, |c| diesel::insert_into(sessions::table)
         .values(row)
         .returning(sessions::all_columns)
-        .get_result(conn)
+        .prepared()
+        .get_result(c))
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>> {
@@ -83,12 +84,13 @@ pub fn touch(
     at: NaiveDateTime,
     idle_expires_at: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id))
+    per_backend!(conn, |c| diesel::update(sessions::table.find(id))
         .set((
             sessions::last_used_at.eq(at),
             sessions::idle_expires_at.eq(idle_expires_at),
         ))
-        .execute(conn)
+        .prepared()
+        .execute(c))
 }
 
 /// The live sessions of a user, newest first.

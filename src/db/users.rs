@@ -1,8 +1,8 @@
 //! Queries on `users`.
 
-use super::DbConnection;
 use super::models::{NewUserRow, UserChangeset, UserRow, search_text};
 use super::schema::users;
+use super::{DbConnection, Prepare, per_backend};
 use crate::domain::{Role, UserId};
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
@@ -137,14 +137,24 @@ pub fn upgrade_password_hash(
     .execute(conn)
 }
 
-pub fn set_last_login(
+/// Sets `last_login_at` of an enabled user and returns the row as it now
+/// is, or `None` if the user is disabled or gone. On PostgreSQL the row
+/// stays locked to the commit, and a disable or password change committed
+/// meanwhile is waited for and then seen, as with [`find_for_update`]: a
+/// sign-in's transaction reads and locks its user in this one statement.
+pub fn record_sign_in(
     conn: &mut DbConnection,
     id: &UserId,
     at: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set(users::last_login_at.eq(at))
-        .execute(conn)
+) -> QueryResult<Option<UserRow>> {
+    per_backend!(conn, |c| diesel::update(
+        users::table.find(id).filter(users::disabled.eq(false))
+    )
+    .set(users::last_login_at.eq(at))
+    .returning(users::all_columns)
+    .prepared()
+    .get_result(c)
+    .optional())
 }
 
 pub fn delete(conn: &mut DbConnection, id: &UserId) -> QueryResult<usize> {

@@ -432,18 +432,19 @@ where
     let throttle = state.throttle.clone();
     let result = state
         .write(move |conn| {
-            let user = users::find_for_update(conn, &verified.user.id)?;
-            let user = match user {
-                Some(user) if !user.disabled => user,
-                Some(_) => return Ok::<_, ServiceError>(Err(ServiceError::Disabled)),
-                None => return Ok(Err(ServiceError::BadCredentials)),
+            let Some(user) = users::record_sign_in(conn, &verified.user.id, now)? else {
+                // Disabled (or deleted) since the password was checked.
+                let refused = match users::find(conn, &verified.user.id)? {
+                    Some(_) => ServiceError::Disabled,
+                    None => ServiceError::BadCredentials,
+                };
+                return Ok::<_, ServiceError>(Err(refused));
             };
             prove(conn, &user)?;
             verified.settle(&throttle, conn)?;
             if let Some(hash) = &upgraded {
                 users::upgrade_password_hash(conn, &user.id, &verified.user.password_hash, hash)?;
             }
-            users::set_last_login(conn, &user.id, now)?;
             let mut event = Event::new(user.id.as_str(), "login", Outcome::Ok)
                 .target(user.id.as_str())
                 .client(&client);
@@ -458,10 +459,6 @@ where
             // always reads from the store): other instances may learn it at
             // their next poll.
             changes::record_for_next_poll(conn, changes::Kind::User, &[user.id.as_str()], now)?;
-            let user = UserRow {
-                last_login_at: Some(now),
-                ..user
-            };
             Ok(Ok((user, opened)))
         })
         .await?;

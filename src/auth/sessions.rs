@@ -102,7 +102,9 @@ pub fn open(
 ) -> QueryResult<(SessionRow, String)> {
     let id = uuid::Uuid::new_v4().to_string();
     let absolute = now + lifetimes.absolute;
-    let session = sessions::insert(
+    let token = new_refresh_token();
+    let hash = hash_refresh_token(&token);
+    let session = sessions::open(
         conn,
         &NewSessionRow {
             id: &id,
@@ -114,11 +116,6 @@ pub fn open(
             client_addr: client.addr.as_deref(),
             user_agent: client.user_agent.as_deref(),
         },
-    )?;
-    let token = new_refresh_token();
-    let hash = hash_refresh_token(&token);
-    refresh_tokens::insert(
-        conn,
         &NewRefreshTokenRow {
             token_hash: &hash,
             session_id: &id,

@@ -658,6 +658,17 @@ async fn console_actions_are_written_to_the_audit_log() {
     assert!(audit.contains("Renamed"), "the change's detail is shown");
 }
 
+/// The text of each `<td>` of a table row.
+fn cells(row: &str) -> Vec<String> {
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let text = &cell[cell.find('>').unwrap() + 1..];
+            text[..text.find("</td>").unwrap()].trim().to_owned()
+        })
+        .collect()
+}
+
 fn rows(html: &str) -> usize {
     html.split("<tbody>").nth(1).map_or(0, |body| {
         body.split("</tbody>")
@@ -764,4 +775,43 @@ async fn a_search_keeps_each_sort_order() {
         ["bravo", "charlie", "alpha"],
         "latest sign-in first, never signed in last"
     );
+}
+
+#[tokio::test]
+async fn a_users_page_lists_each_api_session_with_its_client_and_its_first_refresh_token_works() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    // A second sign-in, from a client that names itself.
+    let response = app
+        .client
+        .post(app.url("/api/user/login"))
+        .header("User-Agent", "FieldApp/7.1 (sessions test)")
+        .json(&json!({ "email": user.email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let second = json_body(response).await;
+    let console = Console::signed_in_admin(&app).await;
+    let page = console.page(&format!("/admin/users/{}", user.id)).await;
+    assert_eq!(
+        page.matches("/sessions/").count() - page.matches("/sessions/revoke-all").count(),
+        2,
+        "one revoke form per session: {page}"
+    );
+    let named = page.find("FieldApp/7.1").expect("the user agent is shown");
+    let row = &page[page[..named].rfind("<tr>").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert_eq!(
+        &cells(row)[..2],
+        ["127.0.0.1", "FieldApp/7.1 (sessions test)"],
+        "address, then user agent: {row}"
+    );
+    // Each session's first refresh token was stored with it.
+    for token in [
+        user.refresh_token.as_str(),
+        second["refresh_token"].as_str().unwrap(),
+    ] {
+        assert_eq!(app.refresh(token).await.status(), StatusCode::OK);
+    }
 }

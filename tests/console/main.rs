@@ -18,6 +18,7 @@ mod totp_codes;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,21 @@ struct Running(Child);
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver, in a process group of its own, and with it the Chromium
+/// it started: the whole group is killed when dropped. (Killing
+/// chromedriver alone leaves Chromium running whenever a test ends
+/// without closing its session, as a failing one does.)
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -77,20 +93,21 @@ fn start_latchkey_with(dir: &Path, env: &[(&str, &str)]) -> (Running, String, St
 }
 
 /// Starts chromedriver and a headless Chromium session.
-async fn start_browser(profile: &Path) -> (Running, Client) {
+async fn start_browser(profile: &Path) -> (Driver, Client) {
     start_browser_with(profile, &[]).await
 }
 
 /// [`start_browser`] with these Chromium flags added.
-async fn start_browser_with(profile: &Path, flags: &[&str]) -> (Running, Client) {
+async fn start_browser_with(profile: &Path, flags: &[&str]) -> (Driver, Client) {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver is installed (apt-get install chromium chromium-driver; bash .ci/run does it)");
-    let driver = Running(driver);
+    let driver = Driver(driver);
     let mut args: Vec<String> = [
         "--headless=new",
         "--no-sandbox",
@@ -144,7 +161,7 @@ fn screenshots_dir() -> PathBuf {
 }
 
 /// A headless browser (its profile in `profile`) on the console at `base`.
-async fn browser_on(base: &str, profile: &Path) -> (Running, Browser) {
+async fn browser_on(base: &str, profile: &Path) -> (Driver, Browser) {
     let (driver, client) = start_browser(profile).await;
     let browser = Browser {
         client,

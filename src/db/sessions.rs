@@ -18,13 +18,16 @@ pub fn open(
     session: &NewSessionRow<'_>,
     first_token: &NewRefreshTokenRow<'_>,
 ) -> QueryResult<SessionRow> {
+    debug_assert_eq!(first_token.session_id, session.id);
     match conn {
         DbConnection::Sqlite(c) => {
             diesel::insert_into(sessions::table)
                 .values(session)
+                .prepared()
                 .execute(c)?;
             diesel::insert_into(refresh_tokens::table)
                 .values(first_token)
+                .prepared()
                 .execute(c)?;
         }
         DbConnection::Postgres(c) => {

@@ -386,6 +386,15 @@ fn run_wrk(url: &str, header: Option<&str>, script: Option<&Path>, seconds: u64)
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"))
 }
 
+/// [`run_wrk`] of the sign-in `script` against `base`, off the async
+/// threads (a probe may be running on them meanwhile).
+async fn wrk_sign_ins(base: &str, script: &Path, seconds: u64) -> f64 {
+    let (base, script) = (base.to_owned(), script.to_owned());
+    tokio::task::spawn_blocking(move || run_wrk(&base, None, Some(&script), seconds))
+        .await
+        .unwrap()
+}
+
 /// A wrk script that signs in seeded users (`user{n}@load.example`, with
 /// the seeded password), each request the next of up to 64,000 of them
 /// (a wrk thread starts at its own offset), so that a sign-in reads and
@@ -470,6 +479,24 @@ async fn warm_client(url: &str, token: &str) -> reqwest::Client {
     let warm = client.get(url).bearer_auth(token).send().await.unwrap();
     assert_eq!(warm.status(), 200);
     client
+}
+
+/// [`probe`] started in the background on a client of its own whose
+/// connection is already warm: the probe beside a storm.
+async fn probe_beside(
+    url: &str,
+    token: &str,
+    rate: u64,
+    seconds: u64,
+) -> tokio::task::JoinHandle<(Vec<u64>, usize)> {
+    let client = warm_client(url, token).await;
+    tokio::spawn(probe(
+        client,
+        url.to_owned(),
+        token.to_owned(),
+        rate,
+        seconds,
+    ))
 }
 
 /// A fixed-rate probe of `url` with `token`: latencies in µs of the 200s,
@@ -828,12 +855,7 @@ async fn main() {
     let (mut limits, mut sign_ins, mut in_process) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         limits.push(argon2_limit(cores, seconds));
-        let (url, script) = (base.clone(), script.clone());
-        sign_ins.push(
-            tokio::task::spawn_blocking(move || run_wrk(&url, None, Some(&script), seconds))
-                .await
-                .unwrap(),
-        );
+        sign_ins.push(wrk_sign_ins(&base, &script, seconds).await);
         in_process.push(throughput(seconds, sign_in.clone()).await.0);
     }
     let (limit, sign_in_rps) = (median(&mut limits), median(&mut sign_ins));
@@ -852,19 +874,9 @@ async fn main() {
             seconds,
         )
         .await;
-        let storm = tokio::spawn(probe(
-            warm_client(&me_url, &token).await,
-            me_url.clone(),
-            token.clone(),
-            probe_rate,
-            seconds,
-        ));
+        let storm = probe_beside(&me_url, &token, probe_rate, seconds).await;
         let steal_before = steal_ms();
-        let (url, script) = (base.clone(), script.clone());
-        let storm_rps =
-            tokio::task::spawn_blocking(move || run_wrk(&url, None, Some(&script), seconds))
-                .await
-                .unwrap();
+        let storm_rps = wrk_sign_ins(&base, &script, seconds).await;
         let (mut storm, storm_failures) = storm.await.unwrap();
         let steal = steal_ms() - steal_before;
         // When in the storm the slowest probes were sent (ms from its start).
@@ -880,22 +892,16 @@ async fn main() {
         let ratio = percentile(&storm, 0.99) / percentile(&idle, 0.99);
         // The storm as earlier runs drove it, from the in-process client,
         // whose runtime the probe shares: kept for comparison.
-        let probe_beside = tokio::spawn(probe(
-            warm_client(&me_url, &token).await,
-            me_url.clone(),
-            token.clone(),
-            probe_rate,
-            seconds,
-        ));
+        let beside = probe_beside(&me_url, &token, probe_rate, seconds).await;
         throughput(seconds, sign_in.clone()).await;
-        let (mut beside, _) = probe_beside.await.unwrap();
+        let (mut beside, beside_failures) = beside.await.unwrap();
         beside.sort_unstable();
         in_process_storm_ratios.push(percentile(&beside, 0.99) / percentile(&idle, 0.99));
         rounds.push((
             ratio,
             idle,
             storm,
-            idle_failures + storm_failures,
+            idle_failures + storm_failures + beside_failures,
             storm_rps,
             slowest,
             steal,

@@ -18,7 +18,6 @@ pub fn open(
     session: &NewSessionRow<'_>,
     first_token: &NewRefreshTokenRow<'_>,
 ) -> QueryResult<SessionRow> {
-    debug_assert_eq!(first_token.session_id, session.id);
     match conn {
         DbConnection::Sqlite(c) => {
             diesel::insert_into(sessions::table)
@@ -34,7 +33,7 @@ pub fn open(
             diesel::sql_query(
                 "WITH first_token AS (\
                      INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
-                     VALUES ($9, $1, $10)) \
+                     VALUES ($9, $10, $11)) \
                  INSERT INTO sessions (id, user_id, created_at, last_used_at, \
                      idle_expires_at, absolute_expires_at, client_addr, user_agent) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -48,6 +47,7 @@ pub fn open(
             .bind::<Nullable<Text>, _>(session.client_addr)
             .bind::<Nullable<Text>, _>(session.user_agent)
             .bind::<Text, _>(first_token.token_hash)
+            .bind::<Text, _>(first_token.session_id)
             .bind::<Timestamp, _>(first_token.issued_at)
             .prepared()
             .execute(c)?;
